@@ -1,0 +1,37 @@
+#include "core/torch_errors.h"
+
+#include <new>
+
+#include <c10/util/Exception.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace move::core {
+namespace {
+
+std::string FirstLine(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  if (line.size() > 400) line = line.substr(0, 400) + "...";
+  return line;
+}
+
+}  // namespace
+
+absl::Status StatusFromException(const std::exception& e, absl::string_view what_we_did) {
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(what_we_did, ": out of memory"));
+  }
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
+    const std::string message = FirstLine(c10->what_without_backtrace());
+    // Shape/type/argument complaints from ATen are the caller's input being wrong.
+    if (dynamic_cast<const c10::IndexError*>(&e) != nullptr ||
+        dynamic_cast<const c10::ValueError*>(&e) != nullptr ||
+        dynamic_cast<const c10::TypeError*>(&e) != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(what_we_did, ": ", message));
+    }
+    return absl::InternalError(absl::StrCat(what_we_did, ": ", message));
+  }
+  return absl::InternalError(absl::StrCat(what_we_did, ": ", FirstLine(e.what())));
+}
+
+}  // namespace move::core
