@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# End-to-end test of the vendor example (the README's main job) at a tiny scale, plus its
+# handling of bad input: one readable line on stderr and a non-zero exit, no crash.
+set -euo pipefail
+BIN="$1"
+OUT="${TEST_TMPDIR:-/tmp}/vendor_e2e"
+rm -rf "$OUT"
+
+"$BIN" --train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --threads=2 \
+  --out_dir="$OUT" > "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "FAIL: vendor run failed"; exit 1; }
+for f in victim.pt benign.pt watermark_record.json contact_sheet.png report.json; do
+  [ -s "$OUT/$f" ] || { echo "FAIL: missing $OUT/$f"; exit 1; }
+done
+grep -q '"picked_indices"' "$OUT/watermark_record.json" || { echo "FAIL: record lacks picked_indices"; exit 1; }
+grep -q "victim: clean test accuracy" "$OUT.log" || { echo "FAIL: no human summary"; exit 1; }
+# The report is valid JSON with both models' accuracies, and the models load in Python.
+/usr/bin/python3 - "$OUT" <<'PY'
+import json, sys, torch
+out = sys.argv[1]
+r = json.load(open(out + "/report.json"))
+assert 0 <= r["victim"]["clean_test_accuracy"] <= 1 and 0 <= r["benign"]["clean_test_accuracy"] <= 1, r
+assert r["styled_images"] == 60, r["styled_images"]
+m = torch.jit.load(out + "/victim.pt")
+m.eval()
+assert m(torch.rand(2, 3, 28, 28)).shape == (2, 10)
+PY
+# Same seed, same record (the transformed images and output hashes).
+"$BIN" --train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --threads=2 \
+  --out_dir="$OUT/again" > /dev/null 2>&1
+for key in output_sha256 transformed_sha256 engine_weights_sha256; do
+  a=$(grep "\"$key\"" "$OUT/watermark_record.json"); b=$(grep "\"$key\"" "$OUT/again/watermark_record.json")
+  [ "$a" = "$b" ] || { echo "FAIL: $key differs between identical runs"; exit 1; }
+done
+
+expect_error() {  # expect_error "message part" args...
+  local want="$1"; shift
+  set +e
+  "$BIN" "$@" --out_dir="$OUT/bad" > "$OUT.bad.out" 2> "$OUT.bad.err"
+  local rc=$?
+  set -e
+  [ "$rc" -ne 0 ] || { echo "FAIL: exit 0 for $*"; exit 1; }
+  [ "$(wc -l < "$OUT.bad.err")" -eq 1 ] || { echo "FAIL: expected one line on stderr for $*:"; cat "$OUT.bad.err"; exit 1; }
+  grep -q -- "$want" "$OUT.bad.err" || { echo "FAIL: stderr for $* lacks '$want':"; cat "$OUT.bad.err"; exit 1; }
+}
+expect_error "gamma" --gamma=1.5 --train_size=100
+expect_error "style" --style=/no/such/style.png --train_size=100
+expect_error "not_an_image.png" --style=testdata/corrupt/not_an_image.png --train_size=100
+expect_error "model" --arch=resnet50 --train_size=100 --fit_steps=1
+expect_error "device" --device=tpu
+expect_error "train-images-idx3-ubyte.gz" --data_dir=/no/such/dir
+expect_error "engine" --engine=magic --train_size=100
+echo "PASS"
