@@ -99,6 +99,7 @@ struct EmbedResult {
   // e.g. held-out test images for verification. Returns N x 3 x H x W.
   absl::StatusOr<at::Tensor> StyleImages(const at::Tensor& images) const;
 
+  // Internal: the fitted engine behind StyleImages.
   std::shared_ptr<const watermark_internal::Stylizer> stylizer;
 };
 
@@ -108,6 +109,16 @@ struct EmbedResult {
 // style_strength out of range, bad engine options, or a device that does not exist.
 absl::StatusOr<EmbedResult> EmbedDataset(const Dataset& dataset, const at::Tensor& style_image,
                                          const EmbedDatasetOptions& options = {});
+
+// Rebuilds the options a record was made with (gamma, seed, engine and its parameters), so
+// that EmbedDataset(dataset, style_image, *options) on the same inputs and thread count
+// reproduces record.output_sha256(). kInvalidArgument for a record of another format or with
+// unparsable engine parameters.
+absl::StatusOr<EmbedDatasetOptions> EmbedOptionsFromRecord(const WatermarkRecord& record);
+
+// Parses a record written by SaveWatermarkRecord. kNotFound if missing, kDataLoss if the file
+// is not a record.
+absl::StatusOr<WatermarkRecord> LoadWatermarkRecord(const std::string& path);
 
 // Serialises a record as indented JSON (protobuf's JSON mapping).
 std::string WatermarkRecordToJson(const WatermarkRecord& record);

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <torch/torch.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/files.h"
@@ -177,6 +178,58 @@ std::string WatermarkRecordToJson(const WatermarkRecord& record) {
   opts.always_print_primitive_fields = true;
   (void)google::protobuf::util::MessageToJsonString(record, &json, opts);
   return json;
+}
+
+absl::StatusOr<EmbedDatasetOptions> EmbedOptionsFromRecord(const WatermarkRecord& record) {
+  if (record.format() != "move.watermark_record.v1") {
+    return absl::InvalidArgumentError(absl::StrCat("record.format: unknown format '", record.format(), "'"));
+  }
+  EmbedDatasetOptions o;
+  o.gamma = record.gamma();
+  o.seed = record.seed();
+  o.style_strength = record.style_strength();
+  o.device = record.device();
+  const auto& p = record.engine_parameters();
+  auto get = [&](const std::string& key) -> absl::StatusOr<std::string> {
+    auto it = p.find(key);
+    if (it == p.end()) return absl::InvalidArgumentError(absl::StrCat("record.engine_parameters: missing '", key, "'"));
+    return it->second;
+  };
+  if (record.engine() == "texture") {
+    o.engine = StyleEngine::kTexture;
+    struct IntField { const char* key; int64_t* target; };
+    for (IntField f : {IntField{"steps", &o.texture.fit_steps}, IntField{"batch_size", &o.texture.batch_size},
+                       IntField{"channels", &o.texture.channels}, IntField{"feature_filters", &o.texture.feature_filters}}) {
+      MOVE_ASSIGN_OR_RETURN(std::string v, get(f.key));
+      if (!absl::SimpleAtoi(v, f.target)) {
+        return absl::InvalidArgumentError(absl::StrCat("record.engine_parameters: '", f.key, "' is not an integer: ", v));
+      }
+    }
+    MOVE_ASSIGN_OR_RETURN(std::string lr, get("learning_rate"));
+    if (!absl::SimpleAtod(lr, &o.texture.learning_rate)) {
+      return absl::InvalidArgumentError(absl::StrCat("record.engine_parameters: 'learning_rate' is not a number: ", lr));
+    }
+  } else if (record.engine() == "adain") {
+    o.engine = StyleEngine::kAdaIn;
+    MOVE_ASSIGN_OR_RETURN(o.adain.encoder_path, get("encoder"));
+    MOVE_ASSIGN_OR_RETURN(o.adain.decoder_path, get("decoder"));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("record.engine: unknown engine '", record.engine(), "'"));
+  }
+  return o;
+}
+
+absl::StatusOr<WatermarkRecord> LoadWatermarkRecord(const std::string& path) {
+  MOVE_ASSIGN_OR_RETURN(std::string json, core::ReadFile(path));
+  WatermarkRecord record;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &record);
+  if (!status.ok()) {
+    return absl::DataLossError(absl::StrCat(path, ": not a watermark record (", status.ToString(), ")"));
+  }
+  if (record.format() != "move.watermark_record.v1") {
+    return absl::DataLossError(absl::StrCat(path, ": unknown record format '", record.format(), "'"));
+  }
+  return record;
 }
 
 absl::Status SaveWatermarkRecord(const WatermarkRecord& record, const std::string& path) {

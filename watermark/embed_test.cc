@@ -1,4 +1,6 @@
 // Tests for move::EmbedDataset (sdk/embed.h) on real Fashion-MNIST images.
+#include <fstream>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -97,6 +99,24 @@ TEST_F(EmbedTest, RecordSaysHowToReproduce) {
   EXPECT_NE(json.find("\"style_image_sha256\""), std::string::npos);
   const std::string path = TempDir() + "/record.json";
   ASSERT_TRUE(SaveWatermarkRecord(rec, path).ok());
+
+  // The saved record alone is enough to reproduce the set bit for bit.
+  auto loaded = LoadWatermarkRecord(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto options = EmbedOptionsFromRecord(*loaded);
+  ASSERT_TRUE(options.ok()) << options.status();
+  options->show_progress = false;
+  auto again = EmbedDataset(*data_, *style_, *options);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->record.output_sha256(), rec.output_sha256());
+  EXPECT_TRUE(torch::equal(again->dataset.images, r->dataset.images));
+
+  std::ofstream(TempDir() + "/not_a_record.json") << "{\"gamma\": \"high\"}";
+  EXPECT_EQ(LoadWatermarkRecord(TempDir() + "/not_a_record.json").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(LoadWatermarkRecord(TempDir() + "/none.json").status().code(), absl::StatusCode::kNotFound);
+  WatermarkRecord other = rec;
+  other.set_engine("oil-paint");
+  EXPECT_EQ(EmbedOptionsFromRecord(other).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(EmbedTest, StyleMovesTowardTheStyleImage) {
