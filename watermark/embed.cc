@@ -131,11 +131,7 @@ absl::StatusOr<EmbedResult> EmbedDataset(const Dataset& dataset, const at::Tenso
       watermark_internal::TextureFitOptions fit;
       fit.seed = options.seed;
       fit.style_strength = options.style_strength;
-      fit.steps = options.texture.fit_steps;
-      fit.batch_size = options.texture.batch_size;
-      fit.learning_rate = options.texture.learning_rate;
-      fit.channels = options.texture.channels;
-      fit.feature_filters = options.texture.feature_filters;
+      fit.engine = options.texture;
       fit.device = device;
       fit.show_progress = options.show_progress;
       MOVE_ASSIGN_OR_RETURN(stylizer, watermark_internal::FitTextureStylizer(content, style_image, fit));

@@ -15,6 +15,7 @@
 #include <c10/core/Device.h>
 
 #include "absl/status/statusor.h"
+#include "sdk/embed.h"
 
 namespace move::watermark_internal {
 
@@ -30,14 +31,11 @@ class Stylizer {
   virtual std::string WeightsSha256() const = 0;
 };
 
+// The public engine settings plus what EmbedDataset decides for the engine.
 struct TextureFitOptions {
+  TextureEngineOptions engine;
   uint64_t seed = 0;
   double style_strength = 1.0;
-  int64_t steps = 300;
-  int64_t batch_size = 16;
-  double learning_rate = 0.01;
-  int64_t channels = 32;
-  int64_t feature_filters = 32;
   c10::Device device = c10::Device(c10::kCPU);
   bool show_progress = true;
 };

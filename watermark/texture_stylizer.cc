@@ -84,11 +84,11 @@ class TextureStylizer : public Stylizer {
   std::map<std::string, std::string> Parameters() const override {
     return {{"seed", absl::StrCat(options_.seed)},
             {"style_strength", absl::StrCat(options_.style_strength)},
-            {"steps", absl::StrCat(options_.steps)},
-            {"batch_size", absl::StrCat(options_.batch_size)},
-            {"learning_rate", absl::StrCat(options_.learning_rate)},
-            {"channels", absl::StrCat(options_.channels)},
-            {"feature_filters", absl::StrCat(options_.feature_filters)}};
+            {"steps", absl::StrCat(options_.engine.fit_steps)},
+            {"batch_size", absl::StrCat(options_.engine.batch_size)},
+            {"learning_rate", absl::StrCat(options_.engine.learning_rate)},
+            {"channels", absl::StrCat(options_.engine.channels)},
+            {"feature_filters", absl::StrCat(options_.engine.feature_filters)}};
   }
   std::string WeightsSha256() const override { return weights_sha256_; }
 
@@ -110,7 +110,7 @@ absl::StatusOr<std::unique_ptr<Stylizer>> FitTextureStylizer(const at::Tensor& c
                                                              const TextureFitOptions& options) {
   return core::GuardTorch("fitting texture stylizer", [&]() -> absl::StatusOr<std::unique_ptr<Stylizer>> {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-    StylizerNet net(options.channels);
+    StylizerNet net(options.engine.channels);
     {
       // Seeded re-initialisation, independent of LibTorch's global RNG.
       torch::NoGradGuard no_grad;
@@ -127,18 +127,18 @@ absl::StatusOr<std::unique_ptr<Stylizer>> FitTextureStylizer(const at::Tensor& c
       }
     }
     net->to(options.device);
-    RandomTextureNet features(options.seed ^ 0x5eed5eedULL, options.feature_filters, options.device);
+    RandomTextureNet features(options.seed ^ 0x5eed5eedULL, options.engine.feature_filters, options.device);
     std::vector<at::Tensor> style_grams;
     {
       torch::NoGradGuard no_grad;
       style_grams = features.Grams(style.unsqueeze(0).to(options.device));
     }
-    torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(options.learning_rate));
-    core::Progress progress("fit stylizer", options.steps, options.show_progress);
+    torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(options.engine.learning_rate));
+    core::Progress progress("fit stylizer", options.engine.fit_steps, options.show_progress);
     const int64_t n = content.size(0);
     const double style_weight = kStyleWeight * options.style_strength;
-    for (int64_t step = 0; step < options.steps; ++step) {
-      at::Tensor idx = torch::randint(0, n, {std::min(options.batch_size, n)}, gen,
+    for (int64_t step = 0; step < options.engine.fit_steps; ++step) {
+      at::Tensor idx = torch::randint(0, n, {std::min(options.engine.batch_size, n)}, gen,
                                       torch::TensorOptions().dtype(torch::kInt64));
       at::Tensor x = content.index_select(0, idx).to(options.device);
       at::Tensor y = net->forward(x);
