@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/files.h"
+#include "core/model_graph.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
 #include "sdk/model.h"
@@ -37,6 +38,7 @@ class ScriptBuilder {
     at::Tensor w = torch::empty({cout, cin, k, k}).normal_(0.0, std, gen_);
     Param(name + "_w", w);
     const int64_t pad = k / 2;
+    Record(core::GraphOp::Kind::kConv, in, "", name, stride, pad);
     return Emit(absl::StrCat("torch.conv2d(", in, ", self.", name, "_w, None, [", stride, ", ",
                              stride, "], [", pad, ", ", pad, "])"));
   }
@@ -44,8 +46,9 @@ class ScriptBuilder {
   std::string BatchNorm(const std::string& in, const std::string& name, int64_t c) {
     Param(name + "_w", torch::ones({c}));
     Param(name + "_b", torch::zeros({c}));
-    module_->register_buffer(name + "_mean", torch::zeros({c}));
-    module_->register_buffer(name + "_var", torch::ones({c}));
+    Buffer(name + "_mean", torch::zeros({c}));
+    Buffer(name + "_var", torch::ones({c}));
+    Record(core::GraphOp::Kind::kBatchNorm, in, "", name);
     return Emit(absl::StrCat("torch.batch_norm(", in, ", self.", name, "_w, self.", name, "_b, self.",
                              name, "_mean, self.", name, "_var, self.training, self.bn_momentum, 1e-05, False)"));
   }
@@ -54,15 +57,24 @@ class ScriptBuilder {
     const double bound = 1.0 / std::sqrt(static_cast<double>(fin));
     Param(name + "_w", torch::empty({fout, fin}).uniform_(-bound, bound, gen_));
     Param(name + "_b", torch::empty({fout}).uniform_(-bound, bound, gen_));
+    Record(core::GraphOp::Kind::kLinear, in, "", name);
     return Emit(absl::StrCat("torch.linear(", in, ", self.", name, "_w, self.", name, "_b)"));
   }
 
-  std::string Relu(const std::string& in) { return Emit(absl::StrCat("torch.relu(", in, ")")); }
-  std::string Add(const std::string& a, const std::string& b) { return Emit(absl::StrCat(a, " + ", b)); }
+  std::string Relu(const std::string& in) {
+    Record(core::GraphOp::Kind::kRelu, in);
+    return Emit(absl::StrCat("torch.relu(", in, ")"));
+  }
+  std::string Add(const std::string& a, const std::string& b) {
+    Record(core::GraphOp::Kind::kAdd, a, b);
+    return Emit(absl::StrCat(a, " + ", b));
+  }
   std::string MaxPool(const std::string& in) {
+    Record(core::GraphOp::Kind::kMaxPool, in);
     return Emit(absl::StrCat("torch.max_pool2d(", in, ", [2, 2], [2, 2])"));
   }
   std::string GlobalAvgPool(const std::string& in) {
+    Record(core::GraphOp::Kind::kMean, in);
     return Emit(absl::StrCat("torch.mean(", in, ", [2, 3])"));
   }
 
@@ -73,6 +85,7 @@ class ScriptBuilder {
 
   // Defines forward() with `out` as the returned logits.
   void Finish(const std::string& out) {
+    graph_.output = out;
     std::string src = "def forward(self, x):\n";
     for (const auto& line : lines_) absl::StrAppend(&src, "    ", line, "\n");
     absl::StrAppend(&src, "    return ", out, "\n");
@@ -82,12 +95,28 @@ class ScriptBuilder {
  private:
   void Param(const std::string& name, const at::Tensor& t) {
     module_->register_parameter(name, t.set_requires_grad(true), /*is_buffer=*/false);
+    graph_.parameters.emplace_back(name, t.sizes().vec());
+  }
+  void Buffer(const std::string& name, const at::Tensor& t) {
+    module_->register_buffer(name, t);
+    graph_.buffers.emplace_back(name, t.sizes().vec());
+  }
+  // Records the op that the next Emit defines.
+  void Record(core::GraphOp::Kind kind, const std::string& in, const std::string& in2 = "",
+              const std::string& param = "", int64_t stride = 1, int64_t padding = 0) {
+    graph_.ops.push_back(core::GraphOp{kind, in, in2, absl::StrCat("h", counter_), param, stride, padding});
   }
   std::string Emit(const std::string& expr) {
     std::string var = absl::StrCat("h", counter_++);
     lines_.push_back(absl::StrCat(var, " = ", expr));
     return var;
   }
+
+ public:
+  const core::ModelGraph& graph() const { return graph_; }
+
+ private:
+  core::ModelGraph graph_;
 
   torch::jit::Module* module_;
   at::Generator gen_;
@@ -216,14 +245,21 @@ std::string ModelSpecName(const ModelSpec& spec) {
   return "unknown";
 }
 
-absl::StatusOr<torch::jit::Module> CreateModel(const ModelSpec& spec) {
+namespace {
+
+absl::Status ValidateSpec(const ModelSpec& spec) {
   if (spec.in_channels < 1) return absl::InvalidArgumentError("model.in_channels: must be >= 1");
   if (spec.num_classes < 2) return absl::InvalidArgumentError("model.num_classes: must be >= 2");
   if (spec.width < 1) return absl::InvalidArgumentError("model.width: must be >= 1");
   if (spec.arch == Architecture::kWideResNet && (spec.depth < 10 || (spec.depth - 4) % 6 != 0)) {
     return absl::InvalidArgumentError("model.depth: WideResNet depth must be >= 10 with depth - 4 divisible by 6");
   }
-  return core::GuardTorch("creating model", [&]() -> absl::StatusOr<torch::jit::Module> {
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<torch::jit::Module, core::ModelGraph>> Build(const ModelSpec& spec) {
+  MOVE_RETURN_IF_ERROR(ValidateSpec(spec));
+  return core::GuardTorch("creating model", [&]() -> absl::StatusOr<std::pair<torch::jit::Module, core::ModelGraph>> {
     torch::NoGradGuard no_grad;
     const std::string name = ModelSpecName(spec);
     std::string class_name = "MoveModel";
@@ -243,9 +279,25 @@ absl::StatusOr<torch::jit::Module> CreateModel(const ModelSpec& spec) {
       case Architecture::kVgg11: BuildVgg11(builder, spec); break;
     }
     module.train(true);
-    return module;
+    return std::make_pair(module, builder.graph());
   });
 }
+
+}  // namespace
+
+absl::StatusOr<torch::jit::Module> CreateModel(const ModelSpec& spec) {
+  MOVE_ASSIGN_OR_RETURN(auto built, Build(spec));
+  return built.first;
+}
+
+namespace core {
+
+absl::StatusOr<ModelGraph> ModelGraphForSpec(const ModelSpec& spec) {
+  MOVE_ASSIGN_OR_RETURN(auto built, Build(spec));
+  return built.second;
+}
+
+}  // namespace core
 
 absl::Status SaveModel(const torch::jit::Module& model, const std::string& path) {
   return core::WriteViaTempFile(path, [&](const std::string& tmp) -> absl::Status {
