@@ -92,7 +92,8 @@ absl::StatusOr<WhiteBoxExtractor> WhiteBoxExtractor::Create(const ModelSpec& spe
 }
 
 absl::StatusOr<at::Tensor> WhiteBoxExtractor::Extract(const torch::jit::Module& model, const at::Tensor& images,
-                                                      const at::Tensor& labels, int64_t batch_size) const {
+                                                      const at::Tensor& labels, int64_t batch_size,
+                                                      bool signs) const {
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size: must be >= 1");
   if (!images.defined() || images.dim() != 4 || !labels.defined() || labels.size(0) != images.size(0)) {
     return absl::InvalidArgumentError("images/labels: expected N x C x H x W images and N labels");
@@ -156,7 +157,8 @@ absl::StatusOr<at::Tensor> WhiteBoxExtractor::Extract(const torch::jit::Module& 
           return absl::InternalError(absl::StrCat("no layer of the graph uses parameter ", kept_[i].name));
         }
       }
-      batches.push_back(torch::sign(torch::cat(pooled, 1)).to(torch::kCPU));
+      at::Tensor raw = torch::cat(pooled, 1).detach();
+      batches.push_back((signs ? torch::sign(raw) : raw).to(torch::kCPU));
     }
     return torch::cat(batches);
   });

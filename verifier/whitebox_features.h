@@ -59,8 +59,11 @@ class WhiteBoxExtractor {
   // Returns N x dim float features in {-1, 0, 1} for `images` (N x C x H x W) with their
   // true `labels`, computed in batches on the model's device. The model's own forward is
   // checked against the graph on the first batch (kFailedPrecondition if they disagree).
+  // With `signs` = false the pooled raw gradients are returned instead of their signs (for
+  // coarser features built on them, e.g. per-layer norms).
   absl::StatusOr<at::Tensor> Extract(const torch::jit::Module& model, const at::Tensor& images,
-                                     const at::Tensor& labels, int64_t batch_size = 32) const;
+                                     const at::Tensor& labels, int64_t batch_size = 32,
+                                     bool signs = true) const;
 
   // The same features computed the slow way: one image at a time, autograd over the
   // TorchScript module's own parameters. For tests and benchmarks.
