@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   suspects.push_back({"victim (population member)", victims[0], true});
   suspects.push_back({"victim (held out)", recipe(wm->dataset, 150, "victim held out"), true});
   {
-    torch::jit::Module ft = victims[0].clone();
+    torch::jit::Module ft = victims[0].deepcopy();  // clone() would share the tensors
     move::TrainOptions o;
     o.epochs = 1;
     o.learning_rate = 0.01;

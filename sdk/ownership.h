@@ -1,0 +1,116 @@
+// Ownership verification: the vendor builds a signed verifier bundle, the legal team runs it
+// against a suspect model.
+//
+// Vendor (after move::EmbedDataset and training the victim with their own recipe):
+//
+//   move::TrainingRecipe recipe = [&](const move::Dataset& data, uint64_t seed)
+//       -> absl::StatusOr<torch::jit::Module> { ...train exactly like the victim... };
+//   move::BuildBundleInputs in{&wm, &clean_train, &clean_test, spec, "victim.pt", style};
+//   absl::StatusOr<move::BundleContents> contents = move::BuildWhiteBoxBundle(in, recipe, {});
+//   move::WriteBundle(*contents, key, "victim.move");
+//
+// Legal team:
+//
+//   absl::StatusOr<move::OpenedBundle> b = move::ReadBundle("victim.move", vendor_public_key);
+//   absl::StatusOr<move::VerificationReport> r = move::VerifyWhiteBox(*b, "suspect.pt", {});
+//   // r->stolen, r->p_value, r->log10_p_value, r->delta_mu, ...
+//
+// Soundness by construction (see ../shared/FINDINGS.md): the meta-classifier is trained on
+// populations of watermarked and benign models made with the vendor's own recipe, validated
+// on held-out models, compared at verification time against a held-out benign reference,
+// and checked at build time on calibration models that never touched training. A classifier
+// that flags a calibration model is marked unsound in the bundle, and verification then
+// reports "inconclusive" instead of claiming theft.
+#ifndef MOVE_SDK_OWNERSHIP_H_
+#define MOVE_SDK_OWNERSHIP_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include "absl/status/statusor.h"
+#include "sdk/bundle.h"
+#include "sdk/dataset.h"
+#include "sdk/embed.h"
+#include "sdk/model.h"
+#include "sdk/report.pb.h"
+
+namespace move {
+
+// Trains one model of the victim's architecture on `train_set` with the vendor's recipe;
+// `seed` must change the initialisation and data order. Called 2K + 2 + calibration times.
+using TrainingRecipe =
+    std::function<absl::StatusOr<torch::jit::Module>(const Dataset& train_set, uint64_t seed)>;
+
+struct BuildBundleOptions {
+  // K: watermarked and benign models each in the population. Default: 4.
+  int population = 4;
+  // Benign models trained only to check soundness (never used by the classifier). Default: 2.
+  int calibration_models = 2;
+  // Styled training images per model for classifier training. Default: 300.
+  int train_samples = 300;
+  // Styled held-out test images stored in the bundle for verification. Default: 200.
+  int verification_samples = 200;
+  // "sign-relative" (default): sign of the pooled gradient on the styled image times its sign
+  // on the clean original; "sign": the reference's sign of the gradient on the styled image.
+  // Layer selection and pooling are the reference's in both.
+  std::string feature_design = "sign-relative";
+  // Layer-selection threshold on out * in. Default: 5000 (the reference's).
+  int64_t max_units = 5000;
+  // Meta-classifier epochs. Default: 60.
+  int meta_epochs = 60;
+  // Level of the build-time soundness check. Default: 0.01.
+  double alpha = 0.01;
+  // Seed of everything the builder draws. Default: 0.
+  uint64_t seed = 0;
+  bool show_progress = true;
+};
+
+struct BuildBundleInputs {
+  // The embedding of the victim's training set (its record goes into the bundle).
+  const EmbedResult* watermark = nullptr;
+  // The same training set before embedding: the benign models' data.
+  const Dataset* clean_train = nullptr;
+  // Images never trained on; verification samples are styled from them.
+  const Dataset* clean_test = nullptr;
+  // The victim's architecture (in_channels, num_classes included).
+  ModelSpec spec;
+  // The victim's TorchScript file, hashed into the bundle.
+  std::string victim_model_path;
+  // The secret style image: only its SHA-256 goes into the bundle.
+  at::Tensor style_image;
+};
+
+// Trains the populations, the meta-classifier and the reference, runs the soundness check and
+// returns the bundle contents (sign them with WriteBundle).
+absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& inputs, const TrainingRecipe& recipe,
+                                                   const BuildBundleOptions& options = {});
+
+struct VerifyOptions {
+  // Verification samples to use; 0 = all in the bundle. Default: 0.
+  int64_t m = 0;
+  // Significance level. Default: 0.01.
+  double alpha = 0.01;
+  // Seed of the sample subset when m is smaller than the bundle's set. Default: 0.
+  uint64_t seed = 0;
+  // "cpu", "cuda" or "cuda:N". Default: "cpu".
+  std::string device = "cpu";
+  // Also compute the reference implementation's 40 x (m = 10) harmonic-mean report.
+  bool reference_compatible = false;
+};
+
+// Examines a suspect TorchScript model file in white-box mode. The suspect's parameter shapes
+// choose the bundle's architecture; kFailedPrecondition if none matches. Returns a report
+// whatever the verdict.
+absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, const std::string& suspect_path,
+                                                  const VerifyOptions& options = {});
+
+// The report as indented JSON (protobuf's JSON mapping).
+std::string ReportToJson(const VerificationReport& report);
+
+}  // namespace move
+
+#endif  // MOVE_SDK_OWNERSHIP_H_

@@ -1,0 +1,369 @@
+// White-box bundle building and verification (implements sdk/ownership.h).
+#include <chrono>
+#include <sstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <google/protobuf/util/json_util.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/files.h"
+#include "core/hash.h"
+#include "core/progress.h"
+#include "core/status_macros.h"
+#include "core/torch_errors.h"
+#include "sdk/ownership.h"
+#include "sdk/runtime.h"
+#include "sdk/version.h"
+#include "verifier/meta_classifier.h"
+#include "verifier/significance.h"
+#include "verifier/whitebox_features.h"
+
+namespace move {
+namespace {
+
+using verifier_internal::MetaClassifier;
+using verifier_internal::WhiteBoxExtractor;
+
+constexpr char kSignKind[] = "whitebox-sign-gradient";
+constexpr char kRelativeKind[] = "whitebox-sign-gradient-relative";
+
+absl::StatusOr<std::string> KindForDesign(const std::string& design) {
+  if (design == "sign") return std::string(kSignKind);
+  if (design == "sign-relative") return std::string(kRelativeKind);
+  return absl::InvalidArgumentError(absl::StrCat("feature_design: expected 'sign' or 'sign-relative', got '", design, "'"));
+}
+
+// Features of `model` on styled images `xs` (and their clean originals `xc`) with labels `y`.
+absl::StatusOr<at::Tensor> Features(const std::string& kind, const WhiteBoxExtractor& extractor,
+                                    const torch::jit::Module& model, const at::Tensor& xs, const at::Tensor& xc,
+                                    const at::Tensor& y) {
+  MOVE_ASSIGN_OR_RETURN(at::Tensor gs, extractor.Extract(model, xs, y, 32, /*signs=*/false));
+  if (kind == kSignKind) return torch::sign(gs);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor gc, extractor.Extract(model, xc, y, 32, /*signs=*/false));
+  return torch::sign(gs) * torch::sign(gc);
+}
+
+std::vector<std::string> ParameterShapes(const torch::jit::Module& m) {
+  std::vector<std::string> out;
+  for (const auto& p : m.parameters()) out.push_back(absl::StrJoin(p.sizes(), "x"));
+  return out;
+}
+
+std::vector<double> ToVector(const at::Tensor& t) {
+  at::Tensor c = t.to(torch::kFloat64).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+absl::StatusOr<std::string> ModuleBytes(const torch::jit::Module& m) {
+  return core::GuardTorch("serialising model", [&]() -> absl::StatusOr<std::string> {
+    std::ostringstream out;
+    m.save(out);
+    return out.str();
+  });
+}
+
+absl::StatusOr<torch::jit::Module> ModuleFromBytes(const std::string& bytes, c10::Device device) {
+  return core::GuardTorch("loading the bundle's reference model", [&]() -> absl::StatusOr<torch::jit::Module> {
+    std::istringstream in(bytes);
+    torch::jit::Module m = torch::jit::load(in, device);
+    m.eval();
+    return m;
+  });
+}
+
+std::string VerificationSamplesSha(const at::Tensor& xs, const at::Tensor& xc, const at::Tensor& y) {
+  core::Sha256 h;
+  h.UpdateTensor(xs);
+  h.UpdateTensor(xc);
+  h.UpdateTensor(y);
+  return h.HexDigest();
+}
+
+}  // namespace
+
+absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
+                                                   const BuildBundleOptions& o) {
+  if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
+    return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
+  }
+  if (!recipe) return absl::InvalidArgumentError("recipe: required");
+  if (o.population < 2) return absl::InvalidArgumentError("population: must be >= 2 (one pair is held out for validation)");
+  if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
+  if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
+  if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
+  }
+  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  MOVE_ASSIGN_OR_RETURN(const std::string kind, KindForDesign(o.feature_design));
+  if (in.clean_train->size() != in.watermark->dataset.size()) {
+    return absl::InvalidArgumentError("clean_train: must be the dataset that was embedded (sizes differ)");
+  }
+  MOVE_ASSIGN_OR_RETURN(std::string victim_bytes, core::ReadFile(in.victim_model_path));
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module victim, LoadModel(in.victim_model_path));
+  MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(in.spec, o.max_units));
+  const Dataset clean = ToRgb(*in.clean_train);
+  const Dataset& marked = in.watermark->dataset;
+
+  // 1. Populations through the vendor's recipe.
+  auto train = [&](const Dataset& data, uint64_t seed, const char* what) -> absl::StatusOr<torch::jit::Module> {
+    absl::StatusOr<torch::jit::Module> m = recipe(data, seed);
+    if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("recipe (", what, "): ", m.status().message()));
+    m->eval();
+    return m;
+  };
+  const uint64_t base = o.seed * 1000003ULL + 17;
+  std::vector<torch::jit::Module> watermarked, benign, calibration;
+  for (int i = 0; i < o.population; ++i) {
+    MOVE_ASSIGN_OR_RETURN(auto m, train(marked, base + i, "watermarked population"));
+    watermarked.push_back(m);
+  }
+  for (int i = 0; i < o.population; ++i) {
+    MOVE_ASSIGN_OR_RETURN(auto m, train(clean, base + 100 + i, "benign population"));
+    benign.push_back(m);
+  }
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module reference, train(clean, base + 200, "reference"));
+  for (int i = 0; i < o.calibration_models; ++i) {
+    MOVE_ASSIGN_OR_RETURN(auto m, train(clean, base + 300 + i, "calibration"));
+    calibration.push_back(m);
+  }
+
+  return core::GuardTorch("building the white-box bundle", [&]() -> absl::StatusOr<BundleContents> {
+    // 2. Classifier on K-1 pairs, validated on the held-out pair (model-level validation).
+    const int64_t p = std::min<int64_t>(o.train_samples, in.watermark->picked_indices.size(0));
+    at::Tensor picked = in.watermark->picked_indices.narrow(0, 0, p);
+    at::Tensor xs = marked.images.index_select(0, picked), xc = clean.images.index_select(0, picked);
+    at::Tensor y = marked.labels.index_select(0, picked);
+    std::vector<at::Tensor> train_x, train_y, val_x, val_y;
+    core::Progress progress("white-box features", 2 * o.population, o.show_progress);
+    for (int i = 0; i < o.population; ++i) {
+      const bool held_out = i == o.population - 1;
+      MOVE_ASSIGN_OR_RETURN(at::Tensor fw, Features(kind, extractor, watermarked[i], xs, xc, y));
+      MOVE_ASSIGN_OR_RETURN(at::Tensor fb, Features(kind, extractor, benign[i], xs, xc, y));
+      (held_out ? val_x : train_x).push_back(fw);
+      (held_out ? val_y : train_y).push_back(torch::ones({p}, torch::kInt64));
+      (held_out ? val_x : train_x).push_back(fb);
+      (held_out ? val_y : train_y).push_back(torch::zeros({p}, torch::kInt64));
+      progress.Update(2 * (i + 1));
+    }
+    progress.Finish();
+    verifier_internal::MetaClassifierOptions mo;
+    mo.epochs = o.meta_epochs;
+    mo.seed = base + 400;
+    mo.show_progress = o.show_progress;
+    MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor val_scores, classifier.Score(torch::cat(val_x)));
+    const verifier_internal::ClassifierErrors errors = verifier_internal::MeasureErrors(val_scores, torch::cat(val_y));
+
+    // 3. Verification samples: held-out test images, styled.
+    MOVE_ASSIGN_OR_RETURN(Dataset ver, SampleSubset(ToRgb(*in.clean_test), o.verification_samples, base + 500));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor ver_styled, in.watermark->StyleImages(ver.images));
+
+    // 4. Soundness check on calibration models, positive control on the victim.
+    auto scores = [&](const torch::jit::Module& m) -> absl::StatusOr<at::Tensor> {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, Features(kind, extractor, m, ver_styled, ver.images, ver.labels));
+      return classifier.Score(f);
+    };
+    MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, scores(reference));
+    auto test = [&](const torch::jit::Module& m) -> absl::StatusOr<verifier_internal::PairedTestResult> {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor s, scores(m));
+      return verifier_internal::OneSidedPairedTTest(ToVector(s), ToVector(ref_scores), o.alpha);
+    };
+
+    BundleContents c;
+    c.set_format("move.bundle.v1");
+    c.set_sdk_version(kSdkVersion);
+    c.set_created_at(absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
+    c.set_victim_model_sha256(core::Sha256Hex(victim_bytes));
+    c.set_style_image_sha256(core::TensorSha256(in.style_image));
+    *c.mutable_watermark_record() = in.watermark->record;
+    ArchitectureVerifier* v = c.add_verifiers();
+    v->set_architecture(ModelSpecName(in.spec));
+    v->set_in_channels(in.spec.in_channels);
+    v->set_num_classes(in.spec.num_classes);
+    for (const auto& s : ParameterShapes(victim)) v->add_parameter_shapes(s);
+    v->mutable_features()->set_kind(kind);
+    v->mutable_features()->set_max_units(o.max_units);
+    (*v->mutable_features()->mutable_parameters())["pooling"] = "conv: max over k*k; large linear: max over inputs";
+    (*v->mutable_features()->mutable_parameters())["sign"] = "after pooling";
+    for (const auto& [name, tensor] : classifier.State()) (*v->mutable_classifier())[name] = ToTensorProto(tensor);
+    MOVE_ASSIGN_OR_RETURN(std::string ref_bytes, ModuleBytes(reference));
+    v->set_reference_model_sha256(core::Sha256Hex(ref_bytes));
+    v->set_reference_model(std::move(ref_bytes));
+    v->set_type1_error(errors.type1);
+    v->set_type2_error(errors.type2);
+    v->set_watermarked_models(o.population);
+    v->set_benign_models(o.population);
+    v->set_sound(true);
+    for (size_t i = 0; i < calibration.size(); ++i) {
+      MOVE_ASSIGN_OR_RETURN(auto r, test(calibration[i]));
+      v->add_calibration_log10_p(r.log10_p_value);
+      if (r.reject) {
+        v->set_sound(false);
+        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (benign, never used in training) was flagged at p = ",
+                                           r.p_value, " < alpha ", o.alpha));
+      }
+    }
+    MOVE_ASSIGN_OR_RETURN(auto victim_test, test(victim));
+    v->set_victim_log10_p(victim_test.log10_p_value);
+
+    VerificationSamples* samples = c.mutable_samples();
+    *samples->mutable_styled_images() = ToTensorProto(ver_styled);
+    *samples->mutable_clean_images() = ToTensorProto(ver.images);
+    *samples->mutable_labels() = ToTensorProto(ver.labels);
+    samples->set_sha256(VerificationSamplesSha(ver_styled, ver.images, ver.labels));
+    auto& meta = *c.mutable_metadata();
+    meta["seed"] = absl::StrCat(o.seed);
+    meta["population"] = absl::StrCat(o.population);
+    meta["calibration_models"] = absl::StrCat(o.calibration_models);
+    meta["train_samples"] = absl::StrCat(p);
+    meta["feature_design"] = o.feature_design;
+    meta["meta_epochs"] = absl::StrCat(o.meta_epochs);
+    meta["threads"] = absl::StrCat(NumThreads());
+    meta["runtime"] = RuntimeDescription();
+    return c;
+  });
+}
+
+absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, const std::string& suspect_path,
+                                                  const VerifyOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  if (!(options.alpha > 0 && options.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  if (options.m < 0) return absl::InvalidArgumentError("m: must be >= 0 (0 = all samples)");
+  MOVE_ASSIGN_OR_RETURN(c10::Device device, ResolveDevice(options.device));
+  MOVE_ASSIGN_OR_RETURN(std::string suspect_bytes, core::ReadFile(suspect_path));
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module suspect, LoadModel(suspect_path, device));
+  suspect.eval();
+  const BundleContents& c = bundle.contents;
+
+  // Choose the verifier whose architecture the suspect has.
+  const std::vector<std::string> shapes = ParameterShapes(suspect);
+  const ArchitectureVerifier* v = nullptr;
+  std::vector<std::string> names;
+  for (const auto& candidate : c.verifiers()) {
+    names.push_back(candidate.architecture());
+    if (std::vector<std::string>(candidate.parameter_shapes().begin(), candidate.parameter_shapes().end()) == shapes) {
+      v = &candidate;
+      break;
+    }
+  }
+  if (v == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the suspect's parameter shapes match none of the bundle's architectures (", absl::StrJoin(names, ", "),
+        "); white-box verification needs one of them: use black-box mode, which needs no architecture"));
+  }
+  ModelSpec spec;
+  MOVE_ASSIGN_OR_RETURN(spec, ParseModelSpec(v->architecture()));
+  spec.in_channels = v->in_channels();
+  spec.num_classes = v->num_classes();
+  MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, v->features().max_units()));
+  const std::string kind = v->features().kind();
+  if (kind != kSignKind && kind != kRelativeKind) {
+    return absl::DataLossError(absl::StrCat("bundle: unknown feature kind '", kind, "'"));
+  }
+  std::map<std::string, at::Tensor> state;
+  for (const auto& [name, proto] : v->classifier()) {
+    MOVE_ASSIGN_OR_RETURN(state[name], FromTensorProto(proto));
+  }
+  MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::FromState(state));
+  if (core::Sha256Hex(v->reference_model()) != v->reference_model_sha256()) {
+    return absl::DataLossError("bundle: reference model does not match its SHA-256");
+  }
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module reference, ModuleFromBytes(v->reference_model(), device));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor xs, FromTensorProto(c.samples().styled_images()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor xc, FromTensorProto(c.samples().clean_images()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor y, FromTensorProto(c.samples().labels()));
+  if (VerificationSamplesSha(xs, xc, y) != c.samples().sha256()) {
+    return absl::DataLossError("bundle: verification samples do not match their SHA-256");
+  }
+  const int64_t available = y.size(0);
+  if (options.m > available) {
+    return absl::InvalidArgumentError(absl::StrCat("m: the bundle holds ", available, " verification samples, asked for ", options.m));
+  }
+  const int64_t m = options.m == 0 ? available : options.m;
+  if (m < 2) return absl::InvalidArgumentError("m: need at least 2 samples");
+  if (m < available) {
+    at::Tensor idx = std::get<0>(torch::randperm(available, at::make_generator<at::CPUGeneratorImpl>(options.seed),
+                                                 torch::TensorOptions().dtype(torch::kInt64))
+                                     .narrow(0, 0, m)
+                                     .sort());
+    xs = xs.index_select(0, idx);
+    xc = xc.index_select(0, idx);
+    y = y.index_select(0, idx);
+  }
+  MOVE_ASSIGN_OR_RETURN(at::Tensor fs, Features(kind, extractor, suspect, xs, xc, y));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor fr, Features(kind, extractor, reference, xs, xc, y));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ss, classifier.Score(fs));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor sr, classifier.Score(fr));
+  const std::vector<double> a = ToVector(ss), b = ToVector(sr);
+  MOVE_ASSIGN_OR_RETURN(auto t, verifier_internal::OneSidedPairedTTest(a, b, options.alpha));
+
+  VerificationReport r;
+  r.set_format("move.report.v1");
+  r.set_mode("whitebox");
+  r.set_architecture(v->architecture());
+  r.set_feature_design(kind);
+  r.set_p_value(t.p_value);
+  r.set_log10_p_value(t.log10_p_value);
+  r.set_delta_mu(t.delta_mu);
+  r.set_delta_mu_ci_low(t.ci_low);
+  r.set_delta_mu_ci_high(t.ci_high);
+  r.set_m(m);
+  r.set_alpha(options.alpha);
+  r.set_test(t.method);
+  r.set_suspect_mean_score(ss.mean().item<double>());
+  r.set_reference_mean_score(sr.mean().item<double>());
+  r.set_classifier_sound(v->sound());
+  auto minimum = verifier_internal::MinimumSamples(v->type1_error(), v->type2_error(), options.alpha);
+  r.set_minimum_m(minimum.ok() ? *minimum : 0);
+  r.set_m_below_minimum(!minimum.ok() || m < *minimum);
+  if (r.m_below_minimum()) {
+    r.add_warnings(minimum.ok() ? absl::StrCat("m = ", m, " is below the ", *minimum,
+                                               " samples Theorem 1 asks for with this classifier's validation errors (Type-I ",
+                                               v->type1_error(), ", Type-II ", v->type2_error(), ")")
+                                : absl::StrCat("Theorem 1: ", minimum.status().message()));
+  }
+  if (!v->sound()) {
+    r.set_stolen(false);
+    r.set_verdict(absl::StrCat("inconclusive: the bundle's white-box classifier failed its soundness check (",
+                               v->unsound_reason(), "); no theft is claimed from it"));
+  } else {
+    r.set_stolen(t.reject);
+    r.set_verdict(t.reject ? "stolen" : "not stolen");
+  }
+  if (options.reference_compatible) {
+    auto rc = verifier_internal::ReferenceCompatibleTest(a, b, 40, std::min<int64_t>(10, m), options.seed);
+    if (rc.ok()) {
+      r.set_reference_compatible_harmonic_p(rc->harmonic_mean_p);
+      r.set_reference_compatible_delta_mu(rc->mean_delta_mu);
+    }
+  }
+  r.set_bundle_sha256(bundle.file_sha256);
+  r.set_suspect_sha256(core::Sha256Hex(suspect_bytes));
+  r.set_suspect_path(suspect_path);
+  r.set_signer_fingerprint(bundle.signer_fingerprint);
+  r.set_signer_pinned(bundle.signer_pinned);
+  if (!bundle.signer_pinned) r.add_warnings("the bundle's signer was not checked against the vendor's public key");
+  r.set_sdk_version(kSdkVersion);
+  r.set_seed(options.seed);
+  r.set_device(options.device);
+  r.set_threads(NumThreads());
+  r.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return r;
+}
+
+std::string ReportToJson(const VerificationReport& report) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(report, &json, opts);
+  return json;
+}
+
+}  // namespace move
