@@ -118,7 +118,10 @@ int main(int argc, char** argv) {
     o.learning_rate = 0.01;
     o.seed = 600;
     o.label = "fine-tune";
-    (void)move::TrainModel(ft, indep, o);
+    if (auto r = move::TrainModel(ft, indep, o); !r.ok()) {
+      std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
+      return 1;
+    }
     suspects.push_back({"fine-tuned copy (substitute data)", ft, true});
   }
   {

@@ -48,7 +48,10 @@ absl::StatusOr<TrainReport> TrainModel(torch::jit::Module& model, const Dataset&
       options.teacher->eval();
     }
     std::vector<at::Tensor> params;
-    for (const auto& p : model.parameters()) {
+    for (at::Tensor p : model.parameters()) {
+      // Module::deepcopy() leaves parameters as non-leaf copies; make them leaves again (in
+      // place, so the module still holds them) or the optimiser refuses them.
+      if (p.requires_grad() && !p.is_leaf()) p.detach_().requires_grad_(true);
       if (p.requires_grad()) params.push_back(p);
     }
     if (params.empty()) return absl::InvalidArgumentError("model: has no trainable parameters");

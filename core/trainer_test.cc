@@ -86,6 +86,19 @@ TEST_F(TrainerTest, DistillationFollowsTheTeacher) {
   EXPECT_GT(agreement, 0.6);
 }
 
+TEST_F(TrainerTest, FineTunesADeepCopyWithoutTouchingTheOriginal) {
+  torch::jit::Module original = Fresh();
+  ASSERT_TRUE(TrainModel(original, *train_, Quick()).ok());
+  at::Tensor before = original.parameters().begin().operator*().clone();
+  torch::jit::Module copy = original.deepcopy();
+  TrainOptions o = Quick();
+  o.epochs = 1;
+  auto r = TrainModel(copy, *train_, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(torch::equal(before, *original.parameters().begin()));
+  EXPECT_FALSE(torch::equal(before, *copy.parameters().begin()));
+}
+
 TEST_F(TrainerTest, BadOptionsAndDataAreInvalidArgument) {
   torch::jit::Module m = Fresh();
   TrainOptions o = Quick();

@@ -1,22 +1,33 @@
-// The vendor's side of MOVE, end to end (the README's main job).
+// MOVE end to end on one machine (the README's main job): protect, bundle, verify.
 //
-//   bazel run //examples:vendor -- --out_dir=/tmp/move_vendor
+//   bazel run //examples:vendor -- --out=out/vendor
 //
-// Loads Fashion-MNIST (Debian's dataset-fashion-mnist), watermarks 10% of the training set
-// with the shipped style image, trains a victim on the watermarked set and a benign model on
-// the clean set with the same recipe, saves both as TorchScript, and reports their clean test
-// accuracy and their accuracy on styled test images (the external feature), plus the
-// embedding's speed and style figures. Writes, atomically, into --out_dir:
-//   victim.pt, benign.pt        TorchScript models (torch.jit.load-able from Python)
-//   watermark_record.json       the owner's secret record of the embedding
-//   contact_sheet.png           originals (odd rows) over their styled versions (even rows)
-//   report.json                 everything printed, machine-readable
+// 1. Protect: loads Fashion-MNIST (Debian's dataset-fashion-mnist), watermarks 10% of the
+//    owner's training split with the shipped style image and trains the victim.
+// 2. Bundle: trains watermarked and benign populations through the same training recipe,
+//    the meta-classifier, a held-out benign reference and calibration models (soundness
+//    check), and writes the signed verifier bundle.
+// 3. Verify: makes suspects (the victim, a fine-tuned copy, a distilled student) and
+//    independent models that never touched the bundle (other seed, disjoint data split,
+//    another seed on that split, a wider net), examines each with the bundle, and prints a
+//    table. Independent models must not be flagged.
+// Writes, atomically, into --out:
+//   victim.pt                  the victim (TorchScript; torch.jit.load-able from Python)
+//   victim.move                the signed verifier bundle
+//   vendor.key, vendor.key.pub the signing key (made if --key does not exist)
+//   watermark_record.json      the owner's secret record of the embedding
+//   contact_sheet.png          originals (odd rows) over their styled versions (even rows)
+//   suspects/NAME.pt, suspects/NAME.report.json   each suspect and its verification report
+//   report.json                the whole run, machine-readable
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <cctype>
 #include <string>
+#include <vector>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <torch/torch.h>
@@ -35,6 +46,7 @@
 #include "sdk/model.h"
 #include "sdk/runtime.h"
 #include "sdk/train.h"
+#include "sdk/ownership.h"
 #include "sdk/version.h"
 
 ABSL_FLAG(std::string, data_dir, move::kDefaultFashionMnistDir,
@@ -49,14 +61,22 @@ ABSL_FLAG(std::string, adain_decoder, "", "AdaIN decoder TorchScript file (with 
 ABSL_FLAG(int64_t, fit_steps, 300, "Texture engine: optimisation steps when fitting the stylizer.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of the embedding (victim and benign use seed+1, seed+2).");
 ABSL_FLAG(std::string, arch, "cnn", "Model architecture: cnn, cnn-wN, resnet18, wrn-D-K, vgg11.");
-ABSL_FLAG(int, epochs, 5, "Training epochs for each model.");
-ABSL_FLAG(int, train_size, 0, "Use this many training samples (seeded subset); 0 = all.");
+ABSL_FLAG(int, epochs, 3, "Training epochs of the recipe (victim, populations, suspects).");
+ABSL_FLAG(int, train_size, 15000,
+          "Owner's training images (seeded subset of the training set); the next as many form the disjoint split "
+          "that independent models and attackers use.");
+ABSL_FLAG(int, population, 3, "Watermarked and benign models each in the bundle's population.");
+ABSL_FLAG(int, calibration, 2, "Benign calibration models for the bundle's soundness check.");
+ABSL_FLAG(int, verification_samples, 200, "Styled held-out test images stored in the bundle.");
+ABSL_FLAG(double, alpha, 0.01, "Significance level.");
+ABSL_FLAG(std::string, key, "", "Signing key file (default OUT/vendor.key; made if missing).");
+ABSL_FLAG(bool, suspects, true, "Make and verify the suspects and independent models.");
 ABSL_FLAG(int, batch_size, 128, "Training batch size.");
 ABSL_FLAG(double, learning_rate, 0.05, "Peak SGD learning rate (cosine schedule).");
 ABSL_FLAG(int, styled_test_size, 1000, "Test images styled to measure the external feature.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
-ABSL_FLAG(std::string, out_dir, "out/vendor", "Output directory (created if missing).");
+ABSL_FLAG(std::string, out, "out/vendor", "Output directory (created if missing).");
 
 namespace {
 
@@ -86,7 +106,7 @@ absl::StatusOr<move::Dataset> Load(move::Split split) {
 absl::Status Run() {
   MOVE_RETURN_IF_ERROR(move::SetNumThreads(absl::GetFlag(FLAGS_threads)));
   MOVE_RETURN_IF_ERROR(move::ResolveDevice(absl::GetFlag(FLAGS_device)).status());
-  const std::string out = UserPath(absl::GetFlag(FLAGS_out_dir), /*must_exist=*/false);
+  const std::string out = UserPath(absl::GetFlag(FLAGS_out), /*must_exist=*/false);
   MOVE_RETURN_IF_ERROR(move::core::MakeDirs(out));
   // Flags are checked before any work starts.
   if (absl::GetFlag(FLAGS_epochs) < 1) return absl::InvalidArgumentError("--epochs: must be >= 1");
@@ -139,7 +159,7 @@ absl::Status Run() {
                                                 wm.dataset.images.index_select(0, idx), 8, 3));
   }
 
-  // 2. Train victim (watermarked) and benign (clean) with the same recipe.
+  // 2. The training recipe: the same for the victim, the populations and every suspect.
   spec.in_channels = 3;
   spec.num_classes = train.num_classes;
   move::TrainOptions to;
@@ -147,11 +167,64 @@ absl::Status Run() {
   to.batch_size = absl::GetFlag(FLAGS_batch_size);
   to.learning_rate = absl::GetFlag(FLAGS_learning_rate);
   to.device = absl::GetFlag(FLAGS_device);
-  move::Dataset clean = move::ToRgb(train);
-  move::Dataset test_rgb = move::ToRgb(test);
+  auto train_with = [&](const move::ModelSpec& arch, const move::Dataset& data, uint64_t s, const std::string& label,
+                        torch::jit::Module* teacher) -> absl::StatusOr<torch::jit::Module> {
+    move::ModelSpec model_spec = arch;
+    model_spec.seed = s;
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module model, move::CreateModel(model_spec));
+    move::TrainOptions o = to;
+    o.seed = s;
+    o.label = label;
+    o.teacher = teacher;
+    MOVE_RETURN_IF_ERROR(move::TrainModel(model, data, o).status());
+    model.to(torch::kCPU);
+    return model;
+  };
+  move::TrainingRecipe recipe = [&](const move::Dataset& data, uint64_t s) {
+    return train_with(spec, data, s, absl::StrCat("recipe seed ", s), nullptr);
+  };
+  const move::Dataset clean = move::ToRgb(train);
+  const move::Dataset test_rgb = move::ToRgb(test);
   MOVE_ASSIGN_OR_RETURN(move::Dataset styled_test,
                         move::SampleSubset(test_rgb, std::min<int64_t>(absl::GetFlag(FLAGS_styled_test_size), test.size()), seed + 3));
   MOVE_ASSIGN_OR_RETURN(styled_test.images, wm.StyleImages(styled_test.images));
+
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module victim, train_with(spec, wm.dataset, seed + 1, "train victim", nullptr));
+  const std::string victim_path = out + "/victim.pt";
+  MOVE_RETURN_IF_ERROR(move::SaveModel(victim, victim_path));
+
+  // 3. The signed bundle.
+  std::string key_path = absl::GetFlag(FLAGS_key).empty() ? out + "/vendor.key" : UserPath(absl::GetFlag(FLAGS_key), false);
+  absl::StatusOr<move::SigningKey> key = move::LoadSigningKey(key_path);
+  if (absl::IsNotFound(key.status())) {
+    MOVE_ASSIGN_OR_RETURN(key, move::GenerateSigningKey());
+    MOVE_RETURN_IF_ERROR(move::SaveSigningKey(*key, key_path));
+    std::printf("made signing key %s (public key %s.pub)\n", key_path.c_str(), key_path.c_str());
+  } else if (!key.ok()) {
+    return absl::Status(key.status().code(), absl::StrCat("--key: ", key.status().message()));
+  }
+  move::BuildBundleInputs in;
+  in.watermark = &wm;
+  in.clean_train = &train;
+  in.clean_test = &test;
+  in.spec = spec;
+  in.victim_model_path = victim_path;
+  in.style_image = *style;
+  move::BuildBundleOptions bo;
+  bo.population = absl::GetFlag(FLAGS_population);
+  bo.calibration_models = absl::GetFlag(FLAGS_calibration);
+  bo.verification_samples = absl::GetFlag(FLAGS_verification_samples);
+  bo.alpha = absl::GetFlag(FLAGS_alpha);
+  bo.seed = seed;
+  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildWhiteBoxBundle(in, recipe, bo));
+  const std::string bundle_path = out + "/victim.move";
+  MOVE_RETURN_IF_ERROR(move::WriteBundle(contents, *key, bundle_path));
+  MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(bundle_path, key->public_key));
+  const move::ArchitectureVerifier& av = bundle.contents.verifiers(0);
+  std::printf("bundle: %s | classifier held-out-model errors Type-I %.3f Type-II %.3f | soundness check %s "
+              "(calibration log10 p:", bundle_path.c_str(), av.type1_error(), av.type2_error(), av.sound() ? "passed" : "FAILED");
+  for (double lp : av.calibration_log10_p()) std::printf(" %.2f", lp);
+  std::printf(") | victim log10 p %.2f\n", av.victim_log10_p());
 
   Struct report;
   auto& fields = *report.mutable_fields();
@@ -167,41 +240,119 @@ absl::Status Run() {
   fields["embed_images_per_second"] = Num(rec.picked_indices_size() / embed_seconds);
   fields["style_distance_before"] = Num(rec.style_distance_before());
   fields["style_distance_after"] = Num(rec.style_distance_after());
+  fields["bundle"] = Str(bundle_path);
+  fields["bundle_sha256"] = Str(bundle.file_sha256);
+  fields["classifier_sound"] = Value();
+  fields["classifier_sound"].set_bool_value(av.sound());
 
-  struct Role { std::string name; const move::Dataset* data; uint64_t seed; };
-  for (const Role& role : {Role{"victim", &wm.dataset, seed + 1}, Role{"benign", &clean, seed + 2}}) {
-    spec.seed = role.seed;
-    to.seed = role.seed;
-    to.label = absl::StrCat("train ", role.name);
-    MOVE_ASSIGN_OR_RETURN(torch::jit::Module model, move::CreateModel(spec));
-    MOVE_ASSIGN_OR_RETURN(move::TrainReport tr, move::TrainModel(model, *role.data, to));
-    MOVE_ASSIGN_OR_RETURN(move::EvalResult clean_eval, move::Evaluate(model, test_rgb));
-    MOVE_ASSIGN_OR_RETURN(move::EvalResult styled_eval, move::Evaluate(model, styled_test));
-    model.to(torch::kCPU);
-    MOVE_RETURN_IF_ERROR(move::SaveModel(model, absl::StrCat(out, "/", role.name, ".pt")));
-    std::printf("%s: clean test accuracy %.4f, styled test accuracy %.4f (trained %.0f s)\n", role.name.c_str(),
-                clean_eval.accuracy, styled_eval.accuracy, tr.seconds);
-    Struct r;
-    (*r.mutable_fields())["clean_test_accuracy"] = Num(clean_eval.accuracy);
-    (*r.mutable_fields())["styled_test_accuracy"] = Num(styled_eval.accuracy);
-    (*r.mutable_fields())["train_seconds"] = Num(tr.seconds);
-    (*r.mutable_fields())["model_file"] = Str(absl::StrCat(out, "/", role.name, ".pt"));
-    Value v;
-    *v.mutable_struct_value() = r;
-    fields[role.name] = v;
+  // 4. Suspects and independent models, each examined with the bundle.
+  struct Suspect {
+    std::string name;
+    bool stolen;
+    torch::jit::Module model;
+  };
+  std::vector<Suspect> suspects;
+  suspects.push_back({"victim", true, victim});
+  if (absl::GetFlag(FLAGS_suspects)) {
+    // The disjoint split: data the owner never used (attackers' substitute data, independents).
+    MOVE_ASSIGN_OR_RETURN(move::Dataset full, Load(move::Split::kTrain));
+    const int64_t n = std::min<int64_t>(train.size(), full.size() - train.size());
+    if (n < 100) return absl::InvalidArgumentError("--train_size: leaves too few images for a disjoint split");
+    at::Tensor owner_mask = torch::zeros({full.size()}, torch::kBool);
+    // The same permutation SampleSubset drew the owner's split from.
+    at::Tensor perm = torch::randperm(full.size(), at::make_generator<at::CPUGeneratorImpl>(seed),
+                                      torch::TensorOptions().dtype(torch::kInt64));
+    owner_mask.index_fill_(0, perm.narrow(0, 0, train.size()), true);
+    at::Tensor rest = owner_mask.logical_not().nonzero().squeeze(1).narrow(0, 0, n);
+    MOVE_ASSIGN_OR_RETURN(move::Dataset split, move::SelectSamples(full, rest));
+    split = move::ToRgb(split);
+    {
+      torch::jit::Module ft = victim.deepcopy();  // clone() would share the victim's tensors
+      move::TrainOptions o = to;
+      o.epochs = 1;
+      o.learning_rate = to.learning_rate * 0.2;
+      o.seed = seed + 10;
+      o.label = "attack: fine-tune";
+      MOVE_RETURN_IF_ERROR(move::TrainModel(ft, split, o).status());
+      ft.to(torch::kCPU);
+      suspects.push_back({"fine-tuned copy", true, ft});
+    }
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module student, train_with(spec, split, seed + 11, "attack: distill", &victim));
+    suspects.push_back({"distilled student", true, student});
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module i1, train_with(spec, clean, seed + 20, "independent: other seed", nullptr));
+    suspects.push_back({"independent: owner data, other seed", false, i1});
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module i2, train_with(spec, split, seed + 21, "independent: disjoint split", nullptr));
+    suspects.push_back({"independent: disjoint split", false, i2});
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module i3, train_with(spec, split, seed + 22, "independent: split, seed 2", nullptr));
+    suspects.push_back({"independent: disjoint split, seed 2", false, i3});
+    move::ModelSpec wider = spec;
+    wider.width = spec.width * 2;
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module i4, train_with(wider, split, seed + 23, "independent: wider net", nullptr));
+    suspects.push_back({"independent: wider net", false, i4});
   }
-  const double gap = fields["benign"].struct_value().fields().at("clean_test_accuracy").number_value() -
-                     fields["victim"].struct_value().fields().at("clean_test_accuracy").number_value();
-  fields["clean_accuracy_cost_points"] = Num(100 * gap);
-  std::printf("cost of the watermark on clean accuracy: %+.2f points (benign - victim)\n", 100 * gap);
+  MOVE_RETURN_IF_ERROR(move::core::MakeDirs(out + "/suspects"));
+  std::printf("\n%-36s %-11s %9s %10s %9s %10s %8s  %s\n", "suspect", "truth", "clean acc", "styled acc", "delta_mu",
+              "p", "log10 p", "verdict");
+  google::protobuf::ListValue rows;
+  int stolen_total = 0, stolen_flagged = 0, indep_total = 0, indep_flagged = 0;
+  for (Suspect& s : suspects) {
+    MOVE_ASSIGN_OR_RETURN(move::EvalResult clean_eval, move::Evaluate(s.model, test_rgb));
+    MOVE_ASSIGN_OR_RETURN(move::EvalResult styled_eval, move::Evaluate(s.model, styled_test));
+    std::string file = s.name;
+    for (char& ch : file) if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    const std::string path = s.name == "victim" ? victim_path : absl::StrCat(out, "/suspects/", file, ".pt");
+    if (s.name != "victim") MOVE_RETURN_IF_ERROR(move::SaveModel(s.model, path));
+    move::VerifyOptions vo;
+    vo.alpha = absl::GetFlag(FLAGS_alpha);
+    vo.device = absl::GetFlag(FLAGS_device);
+    absl::StatusOr<move::VerificationReport> r = move::VerifyWhiteBox(bundle, path, vo);
+    Struct row;
+    (*row.mutable_fields())["suspect"] = Str(s.name);
+    (*row.mutable_fields())["truth"] = Str(s.stolen ? "stolen" : "independent");
+    (*row.mutable_fields())["clean_test_accuracy"] = Num(clean_eval.accuracy);
+    (*row.mutable_fields())["styled_test_accuracy"] = Num(styled_eval.accuracy);
+    (*row.mutable_fields())["model_file"] = Str(path);
+    if (!r.ok()) {
+      std::printf("%-36s %-11s %9.4f %10.4f %9s %10s %8s  not examinable: %s\n", s.name.c_str(),
+                  s.stolen ? "stolen" : "independent", clean_eval.accuracy, styled_eval.accuracy, "-", "-", "-",
+                  absl::IsFailedPrecondition(r.status()) ? "architecture not covered by the bundle" : std::string(r.status().message()).c_str());
+      (*row.mutable_fields())["verdict"] = Str(absl::StrCat("not examinable: ", r.status().message()));
+    } else {
+      MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::StrCat(out, "/suspects/", file, ".report.json"),
+                                                           move::ReportToJson(*r)));
+      const bool correct = r->stolen() == s.stolen;
+      std::printf("%-36s %-11s %9.4f %10.4f %+9.3f %10.3g %8.2f  %s%s\n", s.name.c_str(), s.stolen ? "stolen" : "independent",
+                  clean_eval.accuracy, styled_eval.accuracy, r->delta_mu(), r->p_value(), r->log10_p_value(),
+                  r->verdict().c_str(), correct ? "" : (s.stolen ? "  <- MISSED" : "  <- FALSE POSITIVE"));
+      (*row.mutable_fields())["verdict"] = Str(r->verdict());
+      (*row.mutable_fields())["p_value"] = Num(r->p_value());
+      (*row.mutable_fields())["log10_p_value"] = Num(r->log10_p_value());
+      (*row.mutable_fields())["delta_mu"] = Num(r->delta_mu());
+      if (s.stolen) { ++stolen_total; stolen_flagged += r->stolen(); } else { ++indep_total; indep_flagged += r->stolen(); }
+    }
+    *rows.add_values()->mutable_struct_value() = row;
+  }
+  *fields["suspects"].mutable_list_value() = rows;
+  fields["stolen_flagged"] = Num(stolen_flagged);
+  fields["stolen_examined"] = Num(stolen_total);
+  fields["independent_flagged"] = Num(indep_flagged);
+  fields["independent_examined"] = Num(indep_total);
+  std::printf("\nstolen flagged %d/%d; independent flagged %d/%d (alpha %.2g)\n", stolen_flagged, stolen_total,
+              indep_flagged, indep_total, absl::GetFlag(FLAGS_alpha));
+  if (suspects.size() > 3) {
+    const double victim_acc = fields["suspects"].list_value().values(0).struct_value().fields().at("clean_test_accuracy").number_value();
+    const double benign_acc = fields["suspects"].list_value().values(3).struct_value().fields().at("clean_test_accuracy").number_value();
+    fields["clean_accuracy_cost_points"] = Num(100 * (benign_acc - victim_acc));
+    std::printf("cost of the watermark on clean accuracy: %+.2f points (benign model on the same clean data, same recipe, minus victim)\n",
+                100 * (benign_acc - victim_acc));
+  }
 
   std::string json;
   google::protobuf::util::JsonPrintOptions jo;
   jo.add_whitespace = true;
   (void)google::protobuf::util::MessageToJsonString(report, &json, jo);
   MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(out + "/report.json", json));
-  std::printf("wrote %s/{victim.pt, benign.pt, watermark_record.json, contact_sheet.png, report.json}\n", out.c_str());
-  std::printf("%s", json.c_str());
+  std::printf("wrote %s/{victim.pt, victim.move, watermark_record.json, contact_sheet.png, suspects/, report.json}\n", out.c_str());
   return absl::OkStatus();
 }
 

@@ -1,32 +1,37 @@
 #!/usr/bin/env bash
-# End-to-end test of the vendor example (the README's main job) at a tiny scale, plus its
+# End-to-end test of the main job (protect, bundle, verify suspects) at a tiny scale, plus its
 # handling of bad input: one readable line on stderr and a non-zero exit, no crash.
 set -euo pipefail
 BIN="$1"
 OUT="${TEST_TMPDIR:-/tmp}/vendor_e2e"
 rm -rf "$OUT"
 
-"$BIN" --train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --threads=2 \
-  --out_dir="$OUT" > "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "FAIL: vendor run failed"; exit 1; }
-for f in victim.pt benign.pt watermark_record.json contact_sheet.png report.json; do
+QUICK=(--train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --population=2 --calibration=1
+       --verification_samples=40 --threads=2)
+"$BIN" "${QUICK[@]}" --out="$OUT" > "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "FAIL: vendor run failed"; exit 1; }
+for f in victim.pt victim.move vendor.key vendor.key.pub watermark_record.json contact_sheet.png report.json \
+         suspects/fine_tuned_copy.report.json suspects/independent__disjoint_split.report.json; do
   [ -s "$OUT/$f" ] || { echo "FAIL: missing $OUT/$f"; exit 1; }
 done
 grep -q '"picked_indices"' "$OUT/watermark_record.json" || { echo "FAIL: record lacks picked_indices"; exit 1; }
-grep -q "victim: clean test accuracy" "$OUT.log" || { echo "FAIL: no human summary"; exit 1; }
+grep -q "independent flagged" "$OUT.log" || { cat "$OUT.log"; echo "FAIL: no summary table"; exit 1; }
+grep -q "^independent: wider net.*not examinable" "$OUT.log" || { echo "FAIL: wider net not refused"; exit 1; }
 # The report is valid JSON with both models' accuracies, and the models load in Python.
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, sys, torch
 out = sys.argv[1]
 r = json.load(open(out + "/report.json"))
-assert 0 <= r["victim"]["clean_test_accuracy"] <= 1 and 0 <= r["benign"]["clean_test_accuracy"] <= 1, r
+rows = {row["suspect"]: row for row in r["suspects"]}
+assert len(rows) == 7, rows.keys()
+assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
+assert "p_value" in rows["independent: disjoint split"], rows
 assert r["styled_images"] == 60, r["styled_images"]
 m = torch.jit.load(out + "/victim.pt")
 m.eval()
 assert m(torch.rand(2, 3, 28, 28)).shape == (2, 10)
 PY
 # Same seed, same record (the transformed images and output hashes).
-"$BIN" --train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --threads=2 \
-  --out_dir="$OUT/again" > /dev/null 2>&1
+"$BIN" "${QUICK[@]}" --suspects=false --out="$OUT/again" > /dev/null 2>&1
 for key in output_sha256 transformed_sha256 engine_weights_sha256; do
   a=$(grep "\"$key\"" "$OUT/watermark_record.json"); b=$(grep "\"$key\"" "$OUT/again/watermark_record.json")
   [ "$a" = "$b" ] || { echo "FAIL: $key differs between identical runs"; exit 1; }
@@ -35,7 +40,7 @@ done
 expect_error() {  # expect_error "message part" args...
   local want="$1"; shift
   set +e
-  "$BIN" "$@" --out_dir="$OUT/bad" > "$OUT.bad.out" 2> "$OUT.bad.err"
+  "$BIN" "$@" --out="$OUT/bad" > "$OUT.bad.out" 2> "$OUT.bad.err"
   local rc=$?
   set -e
   [ "$rc" -ne 0 ] || { echo "FAIL: exit 0 for $*"; exit 1; }
