@@ -33,12 +33,14 @@
 #include <torch/torch.h>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/files.h"
+#include "core/proto_json.h"
 #include "core/status_macros.h"
 #include "sdk/dataset.h"
 #include "sdk/embed.h"
@@ -65,10 +67,13 @@ ABSL_FLAG(int, epochs, 3, "Training epochs of the recipe (victim, populations, s
 ABSL_FLAG(int, train_size, 15000,
           "Owner's training images (seeded subset of the training set); the next as many form the disjoint split "
           "that independent models and attackers use.");
-ABSL_FLAG(int, population, 3, "Watermarked and benign models each in the bundle's population.");
+ABSL_FLAG(int, population, 4, "Watermarked and benign models each in the bundle's population.");
 ABSL_FLAG(int, calibration, 2, "Benign calibration models for the bundle's soundness check.");
 ABSL_FLAG(int, verification_samples, 200, "Styled held-out test images stored in the bundle.");
 ABSL_FLAG(double, alpha, 0.01, "Significance level.");
+ABSL_FLAG(std::vector<std::string>, shadow, {},
+          "Shadow architectures the bundle also covers (e.g. cnn-w2, so the wider independent net is examinable); "
+          "each adds a population to train.");
 ABSL_FLAG(std::string, key, "", "Signing key file (default OUT/vendor.key; made if missing).");
 ABSL_FLAG(bool, suspects, true, "Make and verify the suspects and independent models.");
 ABSL_FLAG(int, batch_size, 128, "Training batch size.");
@@ -180,8 +185,8 @@ absl::Status Run() {
     model.to(torch::kCPU);
     return model;
   };
-  move::TrainingRecipe recipe = [&](const move::Dataset& data, uint64_t s) {
-    return train_with(spec, data, s, absl::StrCat("recipe seed ", s), nullptr);
+  move::TrainingRecipe recipe = [&](const move::ModelSpec& arch, const move::Dataset& data, uint64_t s) {
+    return train_with(arch, data, s, absl::StrCat("recipe ", move::ModelSpecName(arch), " seed ", s), nullptr);
   };
   const move::Dataset clean = move::ToRgb(train);
   const move::Dataset test_rgb = move::ToRgb(test);
@@ -216,6 +221,7 @@ absl::Status Run() {
   bo.verification_samples = absl::GetFlag(FLAGS_verification_samples);
   bo.alpha = absl::GetFlag(FLAGS_alpha);
   bo.seed = seed;
+  bo.shadow_architectures = absl::GetFlag(FLAGS_shadow);
   MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildWhiteBoxBundle(in, recipe, bo));
   const std::string bundle_path = out + "/victim.move";
   MOVE_RETURN_IF_ERROR(move::WriteBundle(contents, *key, bundle_path));
@@ -347,10 +353,7 @@ absl::Status Run() {
                 100 * (benign_acc - victim_acc));
   }
 
-  std::string json;
-  google::protobuf::util::JsonPrintOptions jo;
-  jo.add_whitespace = true;
-  (void)google::protobuf::util::MessageToJsonString(report, &json, jo);
+  const std::string json = move::core::ProtoToJson(report);
   MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(out + "/report.json", json));
   std::printf("wrote %s/{victim.pt, victim.move, watermark_record.json, contact_sheet.png, suspects/, report.json}\n", out.c_str());
   return absl::OkStatus();

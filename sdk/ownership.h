@@ -3,8 +3,10 @@
 //
 // Vendor (after move::EmbedDataset and training the victim with their own recipe):
 //
-//   move::TrainingRecipe recipe = [&](const move::Dataset& data, uint64_t seed)
-//       -> absl::StatusOr<torch::jit::Module> { ...train exactly like the victim... };
+//   move::TrainingRecipe recipe = [&](const move::ModelSpec& arch, const move::Dataset& data,
+//                                     uint64_t seed) -> absl::StatusOr<torch::jit::Module> {
+//     ...create `arch` with `seed` and train it on `data` exactly like the victim...
+//   };
 //   move::BuildBundleInputs in{&wm, &clean_train, &clean_test, spec, "victim.pt", style};
 //   absl::StatusOr<move::BundleContents> contents = move::BuildWhiteBoxBundle(in, recipe, {});
 //   move::WriteBundle(*contents, key, "victim.move");
@@ -27,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <torch/csrc/jit/api/module.h>
@@ -40,24 +43,30 @@
 
 namespace move {
 
-// Trains one model of the victim's architecture on `train_set` with the vendor's recipe;
-// `seed` must change the initialisation and data order. Called 2K + 2 + calibration times.
-using TrainingRecipe =
-    std::function<absl::StatusOr<torch::jit::Module>(const Dataset& train_set, uint64_t seed)>;
+// Trains one model of architecture `arch` (the victim's, or a shadow architecture) on
+// `train_set` with the vendor's recipe; `seed` must change the initialisation and data order.
+// Called 2K + 1 + calibration times per architecture, once more per shadow architecture.
+using TrainingRecipe = std::function<absl::StatusOr<torch::jit::Module>(
+    const ModelSpec& arch, const Dataset& train_set, uint64_t seed)>;
 
 struct BuildBundleOptions {
   // K: watermarked and benign models each in the population. Default: 4.
   int population = 4;
   // Benign models trained only to check soundness (never used by the classifier). Default: 2.
   int calibration_models = 2;
-  // Styled training images per model for classifier training. Default: 300.
-  int train_samples = 300;
+  // Styled training images per model for classifier training. Default: 600.
+  int train_samples = 600;
   // Styled held-out test images stored in the bundle for verification. Default: 200.
   int verification_samples = 200;
   // "sign-relative" (default): sign of the pooled gradient on the styled image times its sign
   // on the clean original; "sign": the reference's sign of the gradient on the styled image.
   // Layer selection and pooling are the reference's in both.
   std::string feature_design = "sign-relative";
+  // Other architectures a thief might use (zoo names such as "cnn-w2", "wrn-16-1"): for each,
+  // a shadow population is trained on the same watermarked/clean data and gets its own
+  // meta-classifier, so white-box verification can examine suspects of that architecture.
+  // Default: none.
+  std::vector<std::string> shadow_architectures;
   // Layer-selection threshold on out * in. Default: 5000 (the reference's).
   int64_t max_units = 5000;
   // Meta-classifier epochs. Default: 60.

@@ -83,7 +83,7 @@ class WhiteBoxE2eTest : public ::testing::Test {
     ASSERT_TRUE(victim.ok());
     w.victim_path = TempDir() + "/victim.pt";
     ASSERT_TRUE(SaveModel(*victim, w.victim_path).ok());
-    TrainingRecipe recipe = [&](const Dataset& d, uint64_t seed) { return Recipe(w.spec, d, seed); };
+    TrainingRecipe recipe = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) { return Recipe(arch, d, seed); };
     BuildBundleInputs in;
     in.watermark = &w.wm;
     in.clean_train = &w.train;
@@ -97,6 +97,7 @@ class WhiteBoxE2eTest : public ::testing::Test {
     bo.train_samples = 60;
     bo.verification_samples = 60;
     bo.meta_epochs = 20;
+    bo.shadow_architectures = {"cnn-w2"};
     bo.show_progress = false;
     auto contents = BuildWhiteBoxBundle(in, recipe, bo);
     ASSERT_TRUE(contents.ok()) << contents.status();
@@ -112,7 +113,9 @@ TEST_F(WhiteBoxE2eTest, BundleHoldsWhatVerificationNeeds) {
   auto b = ReadBundle(world->bundle_path, world->key.public_key);
   ASSERT_TRUE(b.ok()) << b.status();
   const BundleContents& c = b->contents;
-  ASSERT_EQ(c.verifiers_size(), 1);
+  ASSERT_EQ(c.verifiers_size(), 2);
+  EXPECT_EQ(c.verifiers(1).architecture(), "cnn-w2");
+  EXPECT_EQ(c.verifiers(1).calibration_log10_p_size(), 1);
   const ArchitectureVerifier& v = c.verifiers(0);
   EXPECT_EQ(v.architecture(), "cnn");
   EXPECT_EQ(v.features().kind(), "whitebox-sign-gradient-relative");
@@ -196,6 +199,13 @@ TEST_F(WhiteBoxE2eTest, CliOnSdkAndPythonSuspects) {
   ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 tests/python/finetune.py ", world->victim_path, " ", py_suspect).c_str()), 0);
   ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", py_suspect), &out, &err), 0) << err;
   EXPECT_NE(out.find("\"stolen\""), std::string::npos);
+
+  // A suspect of the shadow architecture is examined with its own classifier.
+  ModelSpec wider = world->spec;
+  wider.width = 2;
+  ASSERT_TRUE(SaveModel(*Recipe(wider, world->train, 77), TempDir() + "/wider.pt").ok());
+  ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", TempDir(), "/wider.pt"), &out, &err), 0) << err;
+  EXPECT_NE(out.find("architecture:   cnn-w2"), std::string::npos) << out;
 
   // Another architecture: a clear refusal pointing to black-box mode.
   ModelSpec other = *ParseModelSpec("wrn-16-1");

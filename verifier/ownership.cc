@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/proto_json.h"
 #include "core/progress.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
@@ -86,37 +87,29 @@ std::string VerificationSamplesSha(const at::Tensor& xs, const at::Tensor& xc, c
 
 }  // namespace
 
-absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
-                                                   const BuildBundleOptions& o) {
-  if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
-    return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
-  }
-  if (!recipe) return absl::InvalidArgumentError("recipe: required");
-  if (o.population < 2) return absl::InvalidArgumentError("population: must be >= 2 (one pair is held out for validation)");
-  if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
-  if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
-  if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
-    return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
-  }
-  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
-  MOVE_ASSIGN_OR_RETURN(const std::string kind, KindForDesign(o.feature_design));
-  if (in.clean_train->size() != in.watermark->dataset.size()) {
-    return absl::InvalidArgumentError("clean_train: must be the dataset that was embedded (sizes differ)");
-  }
-  MOVE_ASSIGN_OR_RETURN(std::string victim_bytes, core::ReadFile(in.victim_model_path));
-  MOVE_ASSIGN_OR_RETURN(torch::jit::Module victim, LoadModel(in.victim_model_path));
-  MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(in.spec, o.max_units));
+namespace {
+
+struct SharedSamples {
+  at::Tensor train_styled, train_clean, train_labels;  // classifier training samples
+  at::Tensor ver_styled, ver_clean, ver_labels;        // verification samples
+};
+
+// Trains one architecture's populations, classifier, reference and calibration models and
+// fills `v`. `victim` is the positive control: the real victim for its architecture, a shadow
+// victim otherwise.
+absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* victim, const BuildBundleInputs& in,
+                           const TrainingRecipe& recipe, const BuildBundleOptions& o, const std::string& kind,
+                           const SharedSamples& samples, uint64_t base, ArchitectureVerifier* v) {
+  MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, o.max_units));
   const Dataset clean = ToRgb(*in.clean_train);
   const Dataset& marked = in.watermark->dataset;
-
-  // 1. Populations through the vendor's recipe.
+  const std::string arch = ModelSpecName(spec);
   auto train = [&](const Dataset& data, uint64_t seed, const char* what) -> absl::StatusOr<torch::jit::Module> {
-    absl::StatusOr<torch::jit::Module> m = recipe(data, seed);
-    if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("recipe (", what, "): ", m.status().message()));
+    absl::StatusOr<torch::jit::Module> m = recipe(spec, data, seed);
+    if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("recipe (", arch, ", ", what, "): ", m.status().message()));
     m->eval();
     return m;
   };
-  const uint64_t base = o.seed * 1000003ULL + 17;
   std::vector<torch::jit::Module> watermarked, benign, calibration;
   for (int i = 0; i < o.population; ++i) {
     MOVE_ASSIGN_OR_RETURN(auto m, train(marked, base + i, "watermarked population"));
@@ -131,23 +124,25 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
     MOVE_ASSIGN_OR_RETURN(auto m, train(clean, base + 300 + i, "calibration"));
     calibration.push_back(m);
   }
-
-  return core::GuardTorch("building the white-box bundle", [&]() -> absl::StatusOr<BundleContents> {
-    // 2. Classifier on K-1 pairs, validated on the held-out pair (model-level validation).
-    const int64_t p = std::min<int64_t>(o.train_samples, in.watermark->picked_indices.size(0));
-    at::Tensor picked = in.watermark->picked_indices.narrow(0, 0, p);
-    at::Tensor xs = marked.images.index_select(0, picked), xc = clean.images.index_select(0, picked);
-    at::Tensor y = marked.labels.index_select(0, picked);
+  torch::jit::Module positive;
+  if (victim != nullptr) {
+    positive = *victim;
+  } else {
+    MOVE_ASSIGN_OR_RETURN(positive, train(marked, base + 250, "shadow victim"));
+  }
+  return core::GuardTorch(absl::StrCat("building the ", arch, " verifier"), [&]() -> absl::Status {
+    // Classifier on K-1 pairs, validated on the held-out pair (model-level validation).
+    const int64_t p = samples.train_labels.size(0);
     std::vector<at::Tensor> train_x, train_y, val_x, val_y;
-    core::Progress progress("white-box features", 2 * o.population, o.show_progress);
+    core::Progress progress(absl::StrCat("white-box features (", arch, ")"), 2 * o.population, o.show_progress);
     for (int i = 0; i < o.population; ++i) {
       const bool held_out = i == o.population - 1;
-      MOVE_ASSIGN_OR_RETURN(at::Tensor fw, Features(kind, extractor, watermarked[i], xs, xc, y));
-      MOVE_ASSIGN_OR_RETURN(at::Tensor fb, Features(kind, extractor, benign[i], xs, xc, y));
-      (held_out ? val_x : train_x).push_back(fw);
-      (held_out ? val_y : train_y).push_back(torch::ones({p}, torch::kInt64));
-      (held_out ? val_x : train_x).push_back(fb);
-      (held_out ? val_y : train_y).push_back(torch::zeros({p}, torch::kInt64));
+      for (int label = 1; label >= 0; --label) {
+        MOVE_ASSIGN_OR_RETURN(at::Tensor f, Features(kind, extractor, label ? watermarked[i] : benign[i], samples.train_styled,
+                                                     samples.train_clean, samples.train_labels));
+        (held_out ? val_x : train_x).push_back(f);
+        (held_out ? val_y : train_y).push_back(torch::full({p}, label, torch::kInt64));
+      }
       progress.Update(2 * (i + 1));
     }
     progress.Finish();
@@ -155,17 +150,21 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
     mo.epochs = o.meta_epochs;
     mo.seed = base + 400;
     mo.show_progress = o.show_progress;
-    MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
-    MOVE_ASSIGN_OR_RETURN(at::Tensor val_scores, classifier.Score(torch::cat(val_x)));
+    // Validation: a classifier trained without the held-out pair scores that pair.
+    MOVE_ASSIGN_OR_RETURN(MetaClassifier held_out_classifier,
+                          MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor val_scores, held_out_classifier.Score(torch::cat(val_x)));
     const verifier_internal::ClassifierErrors errors = verifier_internal::MeasureErrors(val_scores, torch::cat(val_y));
+    // The bundle's classifier then learns from every pair; its errors on unseen models are
+    // estimated (conservatively, with one pair less) by the validation above. Soundness does
+    // not rest on this estimate but on the calibration check below.
+    train_x.insert(train_x.end(), val_x.begin(), val_x.end());
+    train_y.insert(train_y.end(), val_y.begin(), val_y.end());
+    MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
 
-    // 3. Verification samples: held-out test images, styled.
-    MOVE_ASSIGN_OR_RETURN(Dataset ver, SampleSubset(ToRgb(*in.clean_test), o.verification_samples, base + 500));
-    MOVE_ASSIGN_OR_RETURN(at::Tensor ver_styled, in.watermark->StyleImages(ver.images));
-
-    // 4. Soundness check on calibration models, positive control on the victim.
+    // Soundness check on calibration models, positive control on the (shadow) victim.
     auto scores = [&](const torch::jit::Module& m) -> absl::StatusOr<at::Tensor> {
-      MOVE_ASSIGN_OR_RETURN(at::Tensor f, Features(kind, extractor, m, ver_styled, ver.images, ver.labels));
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, Features(kind, extractor, m, samples.ver_styled, samples.ver_clean, samples.ver_labels));
       return classifier.Score(f);
     };
     MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, scores(reference));
@@ -173,19 +172,10 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
       MOVE_ASSIGN_OR_RETURN(at::Tensor s, scores(m));
       return verifier_internal::OneSidedPairedTTest(ToVector(s), ToVector(ref_scores), o.alpha);
     };
-
-    BundleContents c;
-    c.set_format("move.bundle.v1");
-    c.set_sdk_version(kSdkVersion);
-    c.set_created_at(absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
-    c.set_victim_model_sha256(core::Sha256Hex(victim_bytes));
-    c.set_style_image_sha256(core::TensorSha256(in.style_image));
-    *c.mutable_watermark_record() = in.watermark->record;
-    ArchitectureVerifier* v = c.add_verifiers();
-    v->set_architecture(ModelSpecName(in.spec));
-    v->set_in_channels(in.spec.in_channels);
-    v->set_num_classes(in.spec.num_classes);
-    for (const auto& s : ParameterShapes(victim)) v->add_parameter_shapes(s);
+    v->set_architecture(arch);
+    v->set_in_channels(spec.in_channels);
+    v->set_num_classes(spec.num_classes);
+    for (const auto& s : ParameterShapes(positive)) v->add_parameter_shapes(s);
     v->mutable_features()->set_kind(kind);
     v->mutable_features()->set_max_units(o.max_units);
     (*v->mutable_features()->mutable_parameters())["pooling"] = "conv: max over k*k; large linear: max over inputs";
@@ -208,25 +198,90 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
                                            r.p_value, " < alpha ", o.alpha));
       }
     }
-    MOVE_ASSIGN_OR_RETURN(auto victim_test, test(victim));
-    v->set_victim_log10_p(victim_test.log10_p_value);
-
-    VerificationSamples* samples = c.mutable_samples();
-    *samples->mutable_styled_images() = ToTensorProto(ver_styled);
-    *samples->mutable_clean_images() = ToTensorProto(ver.images);
-    *samples->mutable_labels() = ToTensorProto(ver.labels);
-    samples->set_sha256(VerificationSamplesSha(ver_styled, ver.images, ver.labels));
-    auto& meta = *c.mutable_metadata();
-    meta["seed"] = absl::StrCat(o.seed);
-    meta["population"] = absl::StrCat(o.population);
-    meta["calibration_models"] = absl::StrCat(o.calibration_models);
-    meta["train_samples"] = absl::StrCat(p);
-    meta["feature_design"] = o.feature_design;
-    meta["meta_epochs"] = absl::StrCat(o.meta_epochs);
-    meta["threads"] = absl::StrCat(NumThreads());
-    meta["runtime"] = RuntimeDescription();
-    return c;
+    MOVE_ASSIGN_OR_RETURN(auto positive_test, test(positive));
+    v->set_victim_log10_p(positive_test.log10_p_value);
+    return absl::OkStatus();
   });
+}
+
+}  // namespace
+
+absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
+                                                   const BuildBundleOptions& o) {
+  if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
+    return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
+  }
+  if (!recipe) return absl::InvalidArgumentError("recipe: required");
+  if (o.population < 2) return absl::InvalidArgumentError("population: must be >= 2 (one pair is held out for validation)");
+  if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
+  if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
+  if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
+  }
+  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  MOVE_ASSIGN_OR_RETURN(const std::string kind, KindForDesign(o.feature_design));
+  if (in.clean_train->size() != in.watermark->dataset.size()) {
+    return absl::InvalidArgumentError("clean_train: must be the dataset that was embedded (sizes differ)");
+  }
+  std::vector<ModelSpec> shadows;
+  for (const std::string& name : o.shadow_architectures) {
+    absl::StatusOr<ModelSpec> s = ParseModelSpec(name);
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("shadow_architectures: ", s.status().message()));
+    s->in_channels = in.spec.in_channels;
+    s->num_classes = in.spec.num_classes;
+    if (ModelSpecName(*s) == ModelSpecName(in.spec)) {
+      return absl::InvalidArgumentError(absl::StrCat("shadow_architectures: '", name, "' is the victim's own architecture"));
+    }
+    shadows.push_back(*s);
+  }
+  MOVE_ASSIGN_OR_RETURN(std::string victim_bytes, core::ReadFile(in.victim_model_path));
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module victim, LoadModel(in.victim_model_path));
+  victim.eval();
+  const uint64_t base = o.seed * 1000003ULL + 17;
+
+  SharedSamples samples;
+  {
+    const Dataset clean = ToRgb(*in.clean_train);
+    const int64_t p = std::min<int64_t>(o.train_samples, in.watermark->picked_indices.size(0));
+    at::Tensor picked = in.watermark->picked_indices.narrow(0, 0, p);
+    samples.train_styled = in.watermark->dataset.images.index_select(0, picked);
+    samples.train_clean = clean.images.index_select(0, picked);
+    samples.train_labels = in.watermark->dataset.labels.index_select(0, picked);
+    // Verification samples: held-out test images, styled.
+    MOVE_ASSIGN_OR_RETURN(Dataset ver, SampleSubset(ToRgb(*in.clean_test), o.verification_samples, base + 500));
+    MOVE_ASSIGN_OR_RETURN(samples.ver_styled, in.watermark->StyleImages(ver.images));
+    samples.ver_clean = ver.images;
+    samples.ver_labels = ver.labels;
+  }
+
+  BundleContents c;
+  c.set_format("move.bundle.v1");
+  c.set_sdk_version(kSdkVersion);
+  c.set_created_at(absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
+  c.set_victim_model_sha256(core::Sha256Hex(victim_bytes));
+  c.set_style_image_sha256(core::TensorSha256(in.style_image));
+  *c.mutable_watermark_record() = in.watermark->record;
+  MOVE_RETURN_IF_ERROR(BuildVerifier(in.spec, &victim, in, recipe, o, kind, samples, base, c.add_verifiers()));
+  for (size_t i = 0; i < shadows.size(); ++i) {
+    MOVE_RETURN_IF_ERROR(BuildVerifier(shadows[i], nullptr, in, recipe, o, kind, samples, base + 10000 * (i + 1),
+                                       c.add_verifiers()));
+  }
+  VerificationSamples* vs = c.mutable_samples();
+  *vs->mutable_styled_images() = ToTensorProto(samples.ver_styled);
+  *vs->mutable_clean_images() = ToTensorProto(samples.ver_clean);
+  *vs->mutable_labels() = ToTensorProto(samples.ver_labels);
+  vs->set_sha256(VerificationSamplesSha(samples.ver_styled, samples.ver_clean, samples.ver_labels));
+  auto& meta = *c.mutable_metadata();
+  meta["seed"] = absl::StrCat(o.seed);
+  meta["population"] = absl::StrCat(o.population);
+  meta["calibration_models"] = absl::StrCat(o.calibration_models);
+  meta["train_samples"] = absl::StrCat(samples.train_labels.size(0));
+  meta["feature_design"] = o.feature_design;
+  meta["meta_epochs"] = absl::StrCat(o.meta_epochs);
+  meta["shadow_architectures"] = absl::StrJoin(o.shadow_architectures, ",");
+  meta["threads"] = absl::StrCat(NumThreads());
+  meta["runtime"] = RuntimeDescription();
+  return c;
 }
 
 absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, const std::string& suspect_path,
@@ -357,13 +412,7 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
 }
 
 std::string ReportToJson(const VerificationReport& report) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
-  opts.preserve_proto_field_names = true;
-  opts.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(report, &json, opts);
-  return json;
+  return core::ProtoToJson(report);
 }
 
 }  // namespace move

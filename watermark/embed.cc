@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "core/files.h"
 #include "core/hash.h"
+#include "core/proto_json.h"
 #include "core/status_macros.h"
 #include "core/torch_errors.h"
 #include "sdk/embed.h"
@@ -167,13 +168,7 @@ absl::StatusOr<EmbedResult> EmbedDataset(const Dataset& dataset, const at::Tenso
 }
 
 std::string WatermarkRecordToJson(const WatermarkRecord& record) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
-  opts.preserve_proto_field_names = true;
-  opts.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(record, &json, opts);
-  return json;
+  return core::ProtoToJson(record);
 }
 
 absl::StatusOr<EmbedDatasetOptions> EmbedOptionsFromRecord(const WatermarkRecord& record) {
