@@ -203,7 +203,9 @@ TEST_F(WhiteBoxE2eTest, CliOnSdkAndPythonSuspects) {
   // A suspect of the shadow architecture is examined with its own classifier.
   ModelSpec wider = world->spec;
   wider.width = 2;
-  ASSERT_TRUE(SaveModel(*Recipe(wider, world->train, 77), TempDir() + "/wider.pt").ok());
+  auto wider_model = Recipe(wider, ToRgb(world->train), 77);
+  ASSERT_TRUE(wider_model.ok()) << wider_model.status();
+  ASSERT_TRUE(SaveModel(*wider_model, TempDir() + "/wider.pt").ok());
   ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", TempDir(), "/wider.pt"), &out, &err), 0) << err;
   EXPECT_NE(out.find("architecture:   cnn-w2"), std::string::npos) << out;
 
