@@ -67,6 +67,10 @@ struct BuildBundleOptions {
   // meta-classifier, so white-box verification can examine suspects of that architecture.
   // Default: none.
   std::vector<std::string> shadow_architectures;
+  // Whether the victim itself joins the watermarked population of its architecture's
+  // classifier (more power for the victim and its copies; the positive control is then not
+  // held out). Soundness rests on the calibration check either way. Default: true.
+  bool victim_in_population = true;
   // Layer-selection threshold on out * in. Default: 5000 (the reference's).
   int64_t max_units = 5000;
   // Meta-classifier epochs. Default: 60.

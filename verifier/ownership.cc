@@ -160,6 +160,14 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     // not rest on this estimate but on the calibration check below.
     train_x.insert(train_x.end(), val_x.begin(), val_x.end());
     train_y.insert(train_y.end(), val_y.begin(), val_y.end());
+    if (victim != nullptr && o.victim_in_population) {
+      // The victim itself is the vendor's model and the one most likely copied: it joins the
+      // watermarked side, as in the reference design (which trained on it alone).
+      MOVE_ASSIGN_OR_RETURN(at::Tensor fv, Features(kind, extractor, *victim, samples.train_styled, samples.train_clean,
+                                                    samples.train_labels));
+      train_x.push_back(fv);
+      train_y.push_back(torch::ones({p}, torch::kInt64));
+    }
     MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
 
     // Soundness check on calibration models, positive control on the (shadow) victim.
@@ -279,6 +287,7 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
   meta["feature_design"] = o.feature_design;
   meta["meta_epochs"] = absl::StrCat(o.meta_epochs);
   meta["shadow_architectures"] = absl::StrJoin(o.shadow_architectures, ",");
+  meta["victim_in_population"] = o.victim_in_population ? "true" : "false";
   meta["threads"] = absl::StrCat(NumThreads());
   meta["runtime"] = RuntimeDescription();
   return c;
