@@ -222,7 +222,7 @@ absl::Status Run() {
   bo.alpha = absl::GetFlag(FLAGS_alpha);
   bo.seed = seed;
   bo.shadow_architectures = absl::GetFlag(FLAGS_shadow);
-  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildWhiteBoxBundle(in, recipe, bo));
+  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildBundle(in, recipe, bo));
   const std::string bundle_path = out + "/victim.move";
   MOVE_RETURN_IF_ERROR(move::WriteBundle(contents, *key, bundle_path));
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(bundle_path, key->public_key));

@@ -8,7 +8,7 @@
 //     ...create `arch` with `seed` and train it on `data` exactly like the victim...
 //   };
 //   move::BuildBundleInputs in{&wm, &clean_train, &clean_test, spec, "victim.pt", style};
-//   absl::StatusOr<move::BundleContents> contents = move::BuildWhiteBoxBundle(in, recipe, {});
+//   absl::StatusOr<move::BundleContents> contents = move::BuildBundle(in, recipe, {});
 //   move::WriteBundle(*contents, key, "victim.move");
 //
 // Legal team:
@@ -75,6 +75,12 @@ struct BuildBundleOptions {
   int64_t max_units = 5000;
   // Meta-classifier epochs. Default: 60.
   int meta_epochs = 60;
+  // Also build the black-box verifier (probability-difference features, paper 000 Eqs. 5-8)
+  // from the same populations, every architecture's included. Default: true.
+  bool blackbox = true;
+  // Pixels of the black-box translations (bottom-right, right, bottom). Default: 2, small
+  // enough not to change the class of 28-32 pixel images.
+  int64_t blackbox_shift = 2;
   // Level of the build-time soundness check. Default: 0.01.
   double alpha = 0.01;
   // Seed of everything the builder draws. Default: 0.
@@ -97,9 +103,10 @@ struct BuildBundleInputs {
   at::Tensor style_image;
 };
 
-// Trains the populations, the meta-classifier and the reference, runs the soundness check and
+// Trains the populations, the white-box meta-classifier of each architecture and (unless
+// options.blackbox is false) the black-box one, the references, runs the soundness checks and
 // returns the bundle contents (sign them with WriteBundle).
-absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& inputs, const TrainingRecipe& recipe,
+absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& inputs, const TrainingRecipe& recipe,
                                                    const BuildBundleOptions& options = {});
 
 struct VerifyOptions {

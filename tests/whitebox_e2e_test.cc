@@ -99,7 +99,7 @@ class WhiteBoxE2eTest : public ::testing::Test {
     bo.meta_epochs = 20;
     bo.shadow_architectures = {"cnn-w2"};
     bo.show_progress = false;
-    auto contents = BuildWhiteBoxBundle(in, recipe, bo);
+    auto contents = BuildBundle(in, recipe, bo);
     ASSERT_TRUE(contents.ok()) << contents.status();
     w.contents = *contents;
     w.key = *GenerateSigningKey();

@@ -11,16 +11,21 @@
 namespace move::verifier_internal {
 namespace {
 
-at::Tensor Normalize(const at::Tensor& f, const at::Tensor& mean, const at::Tensor& std) {
+at::Tensor L2(const at::Tensor& f, bool enabled) {
   at::Tensor x = f.to(torch::kFloat32);
-  x = x / x.norm(2, 1, true).clamp_min(1e-12);
-  return (x - mean) / std;
+  return enabled ? x / x.norm(2, 1, true).clamp_min(1e-12) : x;
+}
+
+// Bundles written before the option existed hold no "l2" entry: they were L2-normalised.
+bool UsesL2(const std::map<std::string, at::Tensor>& state) {
+  auto it = state.find("l2");
+  return it == state.end() || it->second.item<double>() != 0;
 }
 
 }  // namespace
 
 at::Tensor MetaClassifier::Forward(const at::Tensor& features, bool train, double dropout, at::Generator* gen) const {
-  at::Tensor h = Normalize(features, state_.at("mean"), state_.at("std"));
+  at::Tensor h = (L2(features, UsesL2(state_)) - state_.at("mean")) / state_.at("std");
   auto drop = [&](const at::Tensor& t) {
     if (!train || dropout <= 0) return t;
     at::Tensor keep = torch::rand(t.sizes(), *gen).ge(dropout).to(t.dtype());
@@ -56,8 +61,8 @@ absl::StatusOr<MetaClassifier> MetaClassifier::Train(const at::Tensor& features,
     const int64_t h2 = std::max<int64_t>(2, d / o.hidden_divisor2);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
     MetaClassifier c;
-    at::Tensor x = features.to(torch::kFloat32);
-    x = x / x.norm(2, 1, true).clamp_min(1e-12);
+    c.state_["l2"] = torch::full({1}, o.l2_normalize ? 1.0 : 0.0);
+    at::Tensor x = L2(features, o.l2_normalize);
     c.state_["mean"] = x.mean(0);
     c.state_["std"] = x.std(0).clamp_min(1e-6);
     auto init = [&](const std::string& name, int64_t out, int64_t in) {
@@ -97,6 +102,7 @@ absl::StatusOr<MetaClassifier> MetaClassifier::FromState(const std::map<std::str
   for (const char* k : {"mean", "std", "w1", "b1", "w2", "b2", "w3", "b3"}) {
     if (!state.count(k)) return absl::DataLossError(absl::StrCat("meta-classifier state lacks '", k, "'"));
   }
+  if (state.count("l2") && state.at("l2").numel() != 1) return absl::DataLossError("meta-classifier state: bad 'l2' entry");
   const int64_t d = state.at("mean").size(0);
   if (state.at("std").size(0) != d || state.at("w1").dim() != 2 || state.at("w1").size(1) != d ||
       state.at("w2").size(1) != state.at("w1").size(0) || state.at("w3").size(1) != state.at("w2").size(0) ||

@@ -2,8 +2,8 @@
 // (label 1) from those of benign models (label 0).
 //
 // Architecture as in the reference: an MLP d -> d/8 -> d/16 -> 2 with ReLU, trained with SGD
-// (lr 0.01, momentum 0.9, weight decay 5e-4) on features that are L2-normalised and then
-// standardised. The normalisation statistics are part of the classifier (saved with it and
+// (lr 0.01, momentum 0.9, weight decay 5e-4) on features that are L2-normalised (optional)
+// and then standardised. The normalisation statistics are part of the classifier (saved with it and
 // applied identically when scoring), which fixes the reference code's bug of training on
 // standardised features and verifying on raw ones.
 #ifndef MOVE_VERIFIER_META_CLASSIFIER_H_
@@ -28,6 +28,9 @@ struct MetaClassifierOptions {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   double dropout = 0.0;  // on the input features and hidden layers, during training only
+  // Scale each feature vector to unit L2 norm before standardising (white-box signs); off for
+  // features whose magnitude is the signal (black-box probability differences). Stored.
+  bool l2_normalize = true;
   uint64_t seed = 0;
   bool show_progress = false;
 };

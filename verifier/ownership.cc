@@ -21,6 +21,7 @@
 #include "sdk/runtime.h"
 #include "sdk/version.h"
 #include "verifier/meta_classifier.h"
+#include "verifier/ownership_internal.h"
 #include "verifier/significance.h"
 #include "verifier/whitebox_features.h"
 
@@ -55,6 +56,10 @@ std::vector<std::string> ParameterShapes(const torch::jit::Module& m) {
   return out;
 }
 
+}  // namespace
+
+namespace verifier_internal {
+
 std::vector<double> ToVector(const at::Tensor& t) {
   at::Tensor c = t.to(torch::kFloat64).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
@@ -85,9 +90,38 @@ std::string VerificationSamplesSha(const at::Tensor& xs, const at::Tensor& xc, c
   return h.HexDigest();
 }
 
-}  // namespace
+absl::StatusOr<SampleSet> LoadVerificationSamples(const BundleContents& c) {
+  SampleSet s;
+  MOVE_ASSIGN_OR_RETURN(s.styled, FromTensorProto(c.samples().styled_images()));
+  MOVE_ASSIGN_OR_RETURN(s.clean, FromTensorProto(c.samples().clean_images()));
+  MOVE_ASSIGN_OR_RETURN(s.labels, FromTensorProto(c.samples().labels()));
+  if (s.styled.dim() != 4 || s.clean.sizes() != s.styled.sizes() || s.labels.dim() != 1 ||
+      s.labels.size(0) != s.styled.size(0) || VerificationSamplesSha(s.styled, s.clean, s.labels) != c.samples().sha256()) {
+    return absl::DataLossError("bundle: verification samples do not match their SHA-256");
+  }
+  return s;
+}
+
+absl::StatusOr<at::Tensor> VerificationSubset(int64_t available, int64_t m, uint64_t seed) {
+  if (m > available) {
+    return absl::InvalidArgumentError(absl::StrCat("m: the bundle holds ", available, " verification samples, asked for ", m));
+  }
+  if (m < 2) return absl::InvalidArgumentError("m: need at least 2 samples");
+  if (m == available) return torch::arange(available, torch::kInt64);
+  return std::get<0>(torch::randperm(available, at::make_generator<at::CPUGeneratorImpl>(seed),
+                                     torch::TensorOptions().dtype(torch::kInt64))
+                         .narrow(0, 0, m)
+                         .sort());
+}
+
+}  // namespace verifier_internal
 
 namespace {
+
+using verifier_internal::ModuleBytes;
+using verifier_internal::ModuleFromBytes;
+using verifier_internal::ToVector;
+using verifier_internal::VerificationSamplesSha;
 
 struct SharedSamples {
   at::Tensor train_styled, train_clean, train_labels;  // classifier training samples
@@ -99,7 +133,8 @@ struct SharedSamples {
 // victim otherwise.
 absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* victim, const BuildBundleInputs& in,
                            const TrainingRecipe& recipe, const BuildBundleOptions& o, const std::string& kind,
-                           const SharedSamples& samples, uint64_t base, ArchitectureVerifier* v) {
+                           const SharedSamples& samples, uint64_t base, ArchitectureVerifier* v,
+                           verifier_internal::PopulationModels* models) {
   MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, o.max_units));
   const Dataset clean = ToRgb(*in.clean_train);
   const Dataset& marked = in.watermark->dataset;
@@ -130,6 +165,13 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
   } else {
     MOVE_ASSIGN_OR_RETURN(positive, train(marked, base + 250, "shadow victim"));
   }
+  models->architecture = arch;
+  models->watermarked = watermarked;
+  models->benign = benign;
+  models->calibration = calibration;
+  models->reference = reference;
+  models->positive = positive;
+  models->is_victim = victim != nullptr;
   return core::GuardTorch(absl::StrCat("building the ", arch, " verifier"), [&]() -> absl::Status {
     // Classifier on K-1 pairs, validated on the held-out pair (model-level validation).
     const int64_t p = samples.train_labels.size(0);
@@ -214,7 +256,7 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
 
 }  // namespace
 
-absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
+absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
                                                    const BuildBundleOptions& o) {
   if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
     return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
@@ -227,6 +269,9 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
     return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
   }
   if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  if (o.blackbox && (o.blackbox_shift < 1 || o.blackbox_shift > 8)) {
+    return absl::InvalidArgumentError("blackbox_shift: must be in [1, 8] pixels");
+  }
   MOVE_ASSIGN_OR_RETURN(const std::string kind, KindForDesign(o.feature_design));
   if (in.clean_train->size() != in.watermark->dataset.size()) {
     return absl::InvalidArgumentError("clean_train: must be the dataset that was embedded (sizes differ)");
@@ -269,10 +314,17 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
   c.set_victim_model_sha256(core::Sha256Hex(victim_bytes));
   c.set_style_image_sha256(core::TensorSha256(in.style_image));
   *c.mutable_watermark_record() = in.watermark->record;
-  MOVE_RETURN_IF_ERROR(BuildVerifier(in.spec, &victim, in, recipe, o, kind, samples, base, c.add_verifiers()));
+  std::vector<verifier_internal::PopulationModels> populations(1 + shadows.size());
+  MOVE_RETURN_IF_ERROR(BuildVerifier(in.spec, &victim, in, recipe, o, kind, samples, base, c.add_verifiers(),
+                                     &populations[0]));
   for (size_t i = 0; i < shadows.size(); ++i) {
     MOVE_RETURN_IF_ERROR(BuildVerifier(shadows[i], nullptr, in, recipe, o, kind, samples, base + 10000 * (i + 1),
-                                       c.add_verifiers()));
+                                       c.add_verifiers(), &populations[i + 1]));
+  }
+  if (o.blackbox) {
+    MOVE_RETURN_IF_ERROR(verifier_internal::BuildBlackBoxVerifier(
+        populations, {samples.train_styled, samples.train_clean, samples.train_labels},
+        {samples.ver_styled, samples.ver_clean, samples.ver_labels}, o, base + 90000, c.mutable_blackbox()));
   }
   VerificationSamples* vs = c.mutable_samples();
   *vs->mutable_styled_images() = ToTensorProto(samples.ver_styled);
@@ -288,6 +340,7 @@ absl::StatusOr<BundleContents> BuildWhiteBoxBundle(const BuildBundleInputs& in, 
   meta["meta_epochs"] = absl::StrCat(o.meta_epochs);
   meta["shadow_architectures"] = absl::StrJoin(o.shadow_architectures, ",");
   meta["victim_in_population"] = o.victim_in_population ? "true" : "false";
+  meta["blackbox"] = o.blackbox ? "true" : "false";
   meta["threads"] = absl::StrCat(NumThreads());
   meta["runtime"] = RuntimeDescription();
   return c;
@@ -338,27 +391,12 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
     return absl::DataLossError("bundle: reference model does not match its SHA-256");
   }
   MOVE_ASSIGN_OR_RETURN(torch::jit::Module reference, ModuleFromBytes(v->reference_model(), device));
-  MOVE_ASSIGN_OR_RETURN(at::Tensor xs, FromTensorProto(c.samples().styled_images()));
-  MOVE_ASSIGN_OR_RETURN(at::Tensor xc, FromTensorProto(c.samples().clean_images()));
-  MOVE_ASSIGN_OR_RETURN(at::Tensor y, FromTensorProto(c.samples().labels()));
-  if (VerificationSamplesSha(xs, xc, y) != c.samples().sha256()) {
-    return absl::DataLossError("bundle: verification samples do not match their SHA-256");
-  }
-  const int64_t available = y.size(0);
-  if (options.m > available) {
-    return absl::InvalidArgumentError(absl::StrCat("m: the bundle holds ", available, " verification samples, asked for ", options.m));
-  }
+  MOVE_ASSIGN_OR_RETURN(verifier_internal::SampleSet samples, verifier_internal::LoadVerificationSamples(c));
+  const int64_t available = samples.labels.size(0);
   const int64_t m = options.m == 0 ? available : options.m;
-  if (m < 2) return absl::InvalidArgumentError("m: need at least 2 samples");
-  if (m < available) {
-    at::Tensor idx = std::get<0>(torch::randperm(available, at::make_generator<at::CPUGeneratorImpl>(options.seed),
-                                                 torch::TensorOptions().dtype(torch::kInt64))
-                                     .narrow(0, 0, m)
-                                     .sort());
-    xs = xs.index_select(0, idx);
-    xc = xc.index_select(0, idx);
-    y = y.index_select(0, idx);
-  }
+  MOVE_ASSIGN_OR_RETURN(at::Tensor idx, verifier_internal::VerificationSubset(available, m, options.seed));
+  const at::Tensor xs = samples.styled.index_select(0, idx), xc = samples.clean.index_select(0, idx),
+                   y = samples.labels.index_select(0, idx);
   MOVE_ASSIGN_OR_RETURN(at::Tensor fs, Features(kind, extractor, suspect, xs, xc, y));
   MOVE_ASSIGN_OR_RETURN(at::Tensor fr, Features(kind, extractor, reference, xs, xc, y));
   MOVE_ASSIGN_OR_RETURN(at::Tensor ss, classifier.Score(fs));

@@ -1,0 +1,129 @@
+// Black-box ownership verification: examine a suspect that can only be queried for
+// probabilities (a local TorchScript file, an HTTP prediction endpoint, or answers obtained
+// offline), with a chain-of-custody transcript of every query.
+//
+//   absl::StatusOr<move::OpenedBundle> b = move::ReadBundle("victim.move", vendor_public_key);
+//   absl::StatusOr<std::unique_ptr<move::SuspectChannel>> suspect =
+//       move::OpenHttpChannel("http://10.0.0.7:8080/v1/predict", {});
+//   move::BlackBoxOptions o;
+//   o.transcript_path = "case-17.transcript.jsonl";   // every query and answer, as it happens
+//   o.sequential = true;                               // stop as soon as the evidence is decisive
+//   absl::StatusOr<move::VerificationReport> r = move::VerifyBlackBox(*b, **suspect, o);
+//
+// Later, anyone can re-run the test from the transcript alone:
+//   auto replay = move::OpenReplayChannel("case-17.transcript.jsonl");
+//   r = move::VerifyBlackBox(*b, **replay, same options, transcript_path = "");
+//
+// The wire format is sdk/prediction_protocol.proto. Answers are checked before use: wrong
+// class count, NaN or infinite values, negative values or rows not summing to 1 (logits; see
+// accept_logits), and label-only (one-hot) answers are refused with an error naming the
+// problem, never turned into a verdict.
+#ifndef MOVE_SDK_BLACKBOX_H_
+#define MOVE_SDK_BLACKBOX_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+#include "sdk/bundle.h"
+#include "sdk/report.pb.h"
+
+namespace move {
+
+// What a channel returned for one request.
+struct ChannelAnswer {
+  // The response body: a PredictResponse in JSON (sdk/prediction_protocol.proto).
+  std::string response;
+  // HTTP status (0 where there is none) and attempts made.
+  int status = 0;
+  int attempts = 1;
+};
+
+// A way to reach a suspect model: images in, probability vectors out.
+class SuspectChannel {
+ public:
+  virtual ~SuspectChannel() = default;
+  // `images`: N x C x H x W float32 in [0, 1]. Errors: kUnavailable / kDeadlineExceeded (the
+  // suspect could not be reached after retries), kNotFound (offline/replay: no answer for an
+  // image), kResourceExhausted (budget).
+  virtual absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) = 0;
+  // "file:<path>", "http:<url>", "offline:<answers>", "replay:<transcript>".
+  virtual std::string Describe() const = 0;
+  // SHA-256 of the suspect model file where the channel knows it, else "".
+  virtual std::string ModelSha256() const { return ""; }
+};
+
+// A local TorchScript model (any architecture): softmax of its outputs. `device` as in
+// VerifyOptions.
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenModelChannel(const std::string& path,
+                                                                 const std::string& device = "cpu");
+
+struct HttpChannelOptions {
+  // Per-request limits. Defaults: 5 s to connect, 60 s to read.
+  int connect_timeout_ms = 5000;
+  int read_timeout_ms = 60000;
+  // Extra attempts after a connection error, timeout, HTTP 429/5xx or an unreadable body,
+  // waiting backoff_ms * 2^attempt in between. Defaults: 3, 200 ms.
+  int retries = 3;
+  int backoff_ms = 200;
+  // Rate limit in requests per second; 0 = none. Default: 0.
+  double max_requests_per_second = 0;
+};
+
+// An HTTP(S) endpoint speaking sdk/prediction_protocol.proto, e.g.
+// "http://127.0.0.1:8080/v1/predict". kInvalidArgument for a malformed URL.
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenHttpChannel(const std::string& url,
+                                                                const HttpChannelOptions& options = {});
+
+// Answers obtained offline for images exported with ExportQueries: `queries_dir` holds the
+// manifest, `answers_path` a JSON OfflineAnswers file or a CSV "id,p0,p1,...".
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenOfflineChannel(const std::string& queries_dir,
+                                                                   const std::string& answers_path);
+
+// The recorded answers of a transcript: reproduces a verification without new queries.
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenReplayChannel(const std::string& transcript_path);
+
+struct BlackBoxOptions {
+  // Verification samples (styled/clean pairs); each costs 10 queries (5 augmentations x 2).
+  // 0 = all in the bundle. Default: 100 (the paper's m).
+  int64_t m = 100;
+  double alpha = 0.01;
+  // Seed of the sample subset and of the query order. Default: 0.
+  uint64_t seed = 0;
+  // Sequential mode: an anytime-valid betting test after every `pairs_per_round` pairs, stopping
+  // as soon as p < alpha; otherwise the paired t-test on all m pairs. Default: false.
+  bool sequential = false;
+  int64_t pairs_per_round = 2;
+  // Hard cap on images sent; 0 = 10 m. Verification fails with kResourceExhausted rather than
+  // exceed it (the sequential test stops and reports instead). Default: 0.
+  int64_t max_queries = 0;
+  // Images per request in fixed-m mode. Default: 50.
+  int64_t images_per_request = 50;
+  // Treat rows that are not probability vectors as logits and apply softmax (reported).
+  // Default: false (such answers are refused).
+  bool accept_logits = false;
+  // Transcript of every request and answer (JSON Lines, written as they happen). Must not
+  // exist yet. Empty: no transcript (only for replays and tests).
+  std::string transcript_path;
+  // Device for the bundle's reference model. Default: "cpu".
+  std::string device = "cpu";
+  bool show_progress = true;
+};
+
+// Runs black-box verification of the suspect behind `channel`. Returns a report whatever the
+// verdict; kFailedPrecondition if the bundle has no black-box verifier or the suspect answers
+// labels only.
+absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, SuspectChannel& channel,
+                                                  const BlackBoxOptions& options = {});
+
+// Offline channel, step 1: writes the query images of a fixed-m verification (options.m,
+// options.seed) as PNG files to `dir`, with manifest.json. Their answers finish the test
+// through OpenOfflineChannel and VerifyBlackBox with the same m and seed.
+absl::Status ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& options, const std::string& dir);
+
+}  // namespace move
+
+#endif  // MOVE_SDK_BLACKBOX_H_

@@ -1,0 +1,446 @@
+// Black-box bundle building and verification (implements sdk/blackbox.h).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <google/protobuf/util/json_util.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/files.h"
+#include "core/hash.h"
+#include "core/progress.h"
+#include "core/proto_json.h"
+#include "core/status_macros.h"
+#include "core/torch_errors.h"
+#include "sdk/blackbox.h"
+#include "sdk/image.h"
+#include "sdk/model.h"
+#include "sdk/prediction_protocol.pb.h"
+#include "sdk/runtime.h"
+#include "sdk/version.h"
+#include "verifier/blackbox_features.h"
+#include "verifier/channels.h"
+#include "verifier/meta_classifier.h"
+#include "verifier/ownership_internal.h"
+#include "verifier/sequential.h"
+#include "verifier/significance.h"
+
+namespace move {
+namespace verifier_internal {
+namespace {
+
+constexpr char kBlackBoxKind[] = "blackbox-probability-difference";
+
+MetaClassifierOptions BlackBoxClassifierOptions(int epochs, uint64_t seed, bool show_progress) {
+  MetaClassifierOptions mo;
+  mo.l2_normalize = false;  // the size of the probability shift is the signal
+  mo.hidden_divisor1 = 2;   // d = 5K is small (50 for 10 classes): 5K -> 5K/2 -> 5K/4 -> 2
+  mo.hidden_divisor2 = 4;
+  mo.epochs = epochs;
+  mo.seed = seed;
+  mo.show_progress = show_progress;
+  return mo;
+}
+
+// The 10 n query images of n samples, unshuffled: 5 augmentations of the styled images, then
+// 5 of the clean ones (augmentation major).
+absl::StatusOr<at::Tensor> QueryImages(const at::Tensor& styled, const at::Tensor& clean, int64_t shift) {
+  MOVE_ASSIGN_OR_RETURN(at::Tensor as, AugmentFive(Quantize8Bit(styled), shift));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ac, AugmentFive(Quantize8Bit(clean), shift));
+  return core::GuardTorch("building query images", [&]() -> absl::StatusOr<at::Tensor> {
+    const int64_t n = styled.size(0);
+    return torch::cat({as.reshape({5 * n, styled.size(1), styled.size(2), styled.size(3)}),
+                       ac.reshape({5 * n, styled.size(1), styled.size(2), styled.size(3)})})
+        .contiguous();
+  });
+}
+
+// Features from the 10 n x K probabilities of QueryImages' images.
+absl::StatusOr<at::Tensor> FeaturesFromProbabilities(const at::Tensor& p, int64_t n) {
+  const int64_t k = p.size(1);
+  return ProbabilityDifferences(p.narrow(0, 0, 5 * n).reshape({5, n, k}), p.narrow(0, 5 * n, 5 * n).reshape({5, n, k}));
+}
+
+absl::StatusOr<at::Tensor> ModelFeatures(const torch::jit::Module& model, const at::Tensor& styled, const at::Tensor& clean,
+                                         int64_t shift) {
+  MOVE_ASSIGN_OR_RETURN(at::Tensor q, QueryImages(styled, clean, shift));
+  torch::jit::Module m = model;
+  MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(m, q));
+  return FeaturesFromProbabilities(p, styled.size(0));
+}
+
+int64_t ShiftOf(const BlackBoxVerifier& v) {
+  auto it = v.features().parameters().find("shift");
+  int64_t shift = 0;
+  if (it == v.features().parameters().end() || !absl::SimpleAtoi(it->second, &shift)) return 0;
+  return shift;
+}
+
+}  // namespace
+
+absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populations, const SampleSet& train,
+                                   const SampleSet& ver, const BuildBundleOptions& o, uint64_t seed,
+                                   BlackBoxVerifier* v) {
+  if (populations.empty()) return absl::InvalidArgumentError("black-box verifier: no populations");
+  const int64_t shift = o.blackbox_shift;
+  std::vector<at::Tensor> train_x, train_y, val_x, val_y, extra_x, extra_y;
+  const int64_t p = train.labels.size(0);
+  int watermarked = 0, benign = 0;
+  int64_t total = 0;
+  for (const auto& pop : populations) total += 2 * pop.watermarked.size();
+  core::Progress progress("black-box features", total, o.show_progress);
+  int64_t done = 0;
+  for (const auto& pop : populations) {
+    for (size_t i = 0; i < pop.watermarked.size(); ++i) {
+      const bool held_out = i + 1 == pop.watermarked.size();
+      for (int label = 1; label >= 0; --label) {
+        const torch::jit::Module& m = label ? pop.watermarked[i] : pop.benign[i];
+        MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(m, train.styled, train.clean, shift));
+        (held_out ? val_x : train_x).push_back(f);
+        (held_out ? val_y : train_y).push_back(torch::full({p}, label, torch::kInt64));
+        (label ? watermarked : benign) += 1;
+        progress.Update(++done);
+      }
+    }
+    if (pop.is_victim && o.victim_in_population) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(pop.positive, train.styled, train.clean, shift));
+      extra_x.push_back(f);
+      extra_y.push_back(torch::ones({p}, torch::kInt64));
+      watermarked += 1;
+    }
+  }
+  progress.Finish();
+  const MetaClassifierOptions mo = BlackBoxClassifierOptions(o.meta_epochs, seed, o.show_progress);
+  MOVE_ASSIGN_OR_RETURN(MetaClassifier held_out, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor val_scores, held_out.Score(torch::cat(val_x)));
+  const ClassifierErrors errors = MeasureErrors(val_scores, torch::cat(val_y));
+  for (auto* list : {&val_x, &extra_x}) train_x.insert(train_x.end(), list->begin(), list->end());
+  for (auto* list : {&val_y, &extra_y}) train_y.insert(train_y.end(), list->begin(), list->end());
+  MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
+
+  const PopulationModels& home = populations[0];
+  auto scores = [&](const torch::jit::Module& m) -> absl::StatusOr<at::Tensor> {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(m, ver.styled, ver.clean, shift));
+    return classifier.Score(f);
+  };
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, scores(home.reference));
+  auto test = [&](const torch::jit::Module& m) -> absl::StatusOr<PairedTestResult> {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor s, scores(m));
+    return OneSidedPairedTTest(ToVector(s), ToVector(ref_scores), o.alpha);
+  };
+  FeatureSpec* fs = v->mutable_features();
+  fs->set_kind(kBlackBoxKind);
+  (*fs->mutable_parameters())["shift"] = absl::StrCat(shift);
+  (*fs->mutable_parameters())["augmentations"] = kAugmentationNames;
+  (*fs->mutable_parameters())["quantisation"] = "8-bit";
+  (*fs->mutable_parameters())["probabilities"] = "softmax of the model's outputs";
+  {
+    torch::jit::Module ref = home.reference;
+    MOVE_ASSIGN_OR_RETURN(at::Tensor probe, PredictProbabilities(ref, ver.clean.narrow(0, 0, 1)));
+    v->set_num_classes(probe.size(1));
+  }
+  v->set_in_channels(ver.styled.size(1));
+  v->set_height(ver.styled.size(2));
+  v->set_width(ver.styled.size(3));
+  for (const auto& [name, tensor] : classifier.State()) (*v->mutable_classifier())[name] = ToTensorProto(tensor);
+  v->set_reference_architecture(home.architecture);
+  MOVE_ASSIGN_OR_RETURN(std::string ref_bytes, ModuleBytes(home.reference));
+  v->set_reference_model_sha256(core::Sha256Hex(ref_bytes));
+  v->set_reference_model(std::move(ref_bytes));
+  v->set_type1_error(errors.type1);
+  v->set_type2_error(errors.type2);
+  v->set_watermarked_models(watermarked);
+  v->set_benign_models(benign);
+  for (const auto& pop : populations) v->add_population_architectures(pop.architecture);
+  v->set_sound(true);
+  for (const auto& pop : populations) {
+    for (size_t i = 0; i < pop.calibration.size(); ++i) {
+      MOVE_ASSIGN_OR_RETURN(PairedTestResult r, test(pop.calibration[i]));
+      v->add_calibration_log10_p(r.log10_p_value);
+      if (r.reject && v->sound()) {
+        v->set_sound(false);
+        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (", pop.architecture,
+                                           ", benign, never used in training) was flagged at p = ", r.p_value,
+                                           " < alpha ", o.alpha));
+      }
+    }
+  }
+  MOVE_ASSIGN_OR_RETURN(PairedTestResult positive, test(home.positive));
+  v->set_victim_log10_p(positive.log10_p_value);
+  return absl::OkStatus();
+}
+
+}  // namespace verifier_internal
+
+namespace {
+
+using namespace verifier_internal;  // NOLINT: this file implements them
+
+struct Loaded {
+  const BlackBoxVerifier* v = nullptr;
+  SampleSet samples;  // the m-subset
+  int64_t shift = 0;
+};
+
+absl::StatusOr<Loaded> LoadForBlackBox(const OpenedBundle& bundle, const BlackBoxOptions& o) {
+  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  if (o.m < 0) return absl::InvalidArgumentError("m: must be >= 0 (0 = all samples)");
+  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0 (0 = 10 m)");
+  if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
+  if (o.pairs_per_round < 1) return absl::InvalidArgumentError("pairs_per_round: must be >= 1");
+  const BundleContents& c = bundle.contents;
+  if (!c.has_blackbox() || c.blackbox().features().kind().empty()) {
+    return absl::FailedPreconditionError("the bundle has no black-box verifier (it was built with blackbox = false)");
+  }
+  Loaded l;
+  l.v = &c.blackbox();
+  if (l.v->features().kind() != kBlackBoxKind) {
+    return absl::DataLossError(absl::StrCat("bundle: unknown black-box feature kind '", l.v->features().kind(), "'"));
+  }
+  l.shift = ShiftOf(*l.v);
+  if (l.shift < 1) return absl::DataLossError("bundle: black-box feature spec lacks a valid 'shift'");
+  MOVE_ASSIGN_OR_RETURN(SampleSet all, LoadVerificationSamples(c));
+  const int64_t available = all.labels.size(0);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor idx, VerificationSubset(available, o.m == 0 ? available : o.m, o.seed));
+  l.samples = {all.styled.index_select(0, idx), all.clean.index_select(0, idx), all.labels.index_select(0, idx)};
+  return l;
+}
+
+// Samples, in the order they are asked about, grouped into rounds.
+std::vector<at::Tensor> Rounds(int64_t m, const BlackBoxOptions& o) {
+  std::vector<at::Tensor> rounds;
+  if (!o.sequential) {
+    rounds.push_back(torch::arange(m, torch::kInt64));
+    return rounds;
+  }
+  at::Tensor order = torch::randperm(m, at::make_generator<at::CPUGeneratorImpl>(o.seed * 7919 + 1),
+                                     torch::TensorOptions().dtype(torch::kInt64));
+  for (int64_t s = 0; s < m; s += o.pairs_per_round) rounds.push_back(order.narrow(0, s, std::min(o.pairs_per_round, m - s)));
+  return rounds;
+}
+
+// The shuffle of one round's 10 n images: position j is sent as image perm[j].
+at::Tensor RoundShuffle(int64_t images, uint64_t seed, size_t round) {
+  return torch::randperm(images, at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + 104729ULL * (round + 1)),
+                         torch::TensorOptions().dtype(torch::kInt64));
+}
+
+std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
+
+}  // namespace
+
+absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, SuspectChannel& channel,
+                                                  const BlackBoxOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  MOVE_ASSIGN_OR_RETURN(Loaded l, LoadForBlackBox(bundle, o));
+  const BlackBoxVerifier& v = *l.v;
+  const int64_t m = l.samples.labels.size(0), k = v.num_classes();
+  const int64_t max_queries = o.max_queries == 0 ? 10 * m : o.max_queries;
+  if (!o.sequential && 10 * m > max_queries) {
+    return absl::ResourceExhaustedError(absl::StrCat("max_queries: ", max_queries, " is below the ", 10 * m,
+                                                     " queries m = ", m, " needs (10 per sample); lower m or use --sequential"));
+  }
+  if (o.sequential && max_queries < 10 * std::min<int64_t>(o.pairs_per_round, m)) {
+    return absl::ResourceExhaustedError(absl::StrCat("max_queries: ", max_queries, " does not cover one round of ",
+                                                     10 * std::min<int64_t>(o.pairs_per_round, m), " queries"));
+  }
+  if (l.samples.styled.size(1) != v.in_channels() || l.samples.styled.size(2) != v.height() ||
+      l.samples.styled.size(3) != v.width()) {
+    return absl::DataLossError("bundle: verification samples do not have the black-box verifier's image shape");
+  }
+  MOVE_ASSIGN_OR_RETURN(c10::Device device, ResolveDevice(o.device));
+  std::map<std::string, at::Tensor> state;
+  for (const auto& [name, proto] : v.classifier()) {
+    MOVE_ASSIGN_OR_RETURN(state[name], FromTensorProto(proto));
+  }
+  MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::FromState(state));
+  if (classifier.dim() != 5 * k) return absl::DataLossError("bundle: black-box classifier does not take 5K features");
+  if (core::Sha256Hex(v.reference_model()) != v.reference_model_sha256()) {
+    return absl::DataLossError("bundle: black-box reference model does not match its SHA-256");
+  }
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module reference, ModuleFromBytes(v.reference_model(), device));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_features, ModelFeatures(reference, l.samples.styled, l.samples.clean, l.shift));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores_t, classifier.Score(ref_features));
+  const std::vector<double> ref_scores = ToVector(ref_scores_t);
+
+  std::optional<TranscriptWriter> transcript;
+  if (!o.transcript_path.empty()) {
+    MOVE_ASSIGN_OR_RETURN(TranscriptWriter w, TranscriptWriter::Create(o.transcript_path));
+    transcript.emplace(std::move(w));
+  }
+  int64_t requests = 0, queries = 0;
+  bool softmax_applied = false;
+  // Sends images (in pieces of images_per_request) and returns their checked probabilities.
+  auto ask = [&](const at::Tensor& images) -> absl::StatusOr<at::Tensor> {
+    std::vector<at::Tensor> parts;
+    for (int64_t s = 0; s < images.size(0); s += o.images_per_request) {
+      const at::Tensor batch = images.narrow(0, s, std::min(o.images_per_request, images.size(0) - s));
+      TranscriptEntry e;
+      e.set_request(requests++);
+      e.set_time(Now());
+      e.set_channel(channel.Describe());
+      for (int64_t i = 0; i < batch.size(0); ++i) e.add_image_sha256(core::TensorSha256(batch[i].contiguous()));
+      const auto t0 = std::chrono::steady_clock::now();
+      absl::StatusOr<ChannelAnswer> answer = channel.Predict(batch);
+      e.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (!answer.ok()) return answer.status();
+      queries += batch.size(0);
+      e.set_response(answer->response);
+      e.set_response_sha256(core::Sha256Hex(answer->response));
+      e.set_status(answer->status);
+      e.set_attempts(answer->attempts);
+      if (transcript) {
+        std::string line;
+        (void)google::protobuf::util::MessageToJsonString(e, &line);
+        MOVE_RETURN_IF_ERROR(transcript->Add(line));
+      }
+      MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, batch.size(0), k, o.accept_logits));
+      softmax_applied |= parsed.softmax_applied;
+      parts.push_back(parsed.probabilities);
+    }
+    return torch::cat(parts);
+  };
+
+  BettingTest betting(o.alpha);
+  std::vector<double> suspect_scores, paired_ref;
+  const std::vector<at::Tensor> rounds = Rounds(m, o);
+  core::Progress progress(absl::StrCat("black-box queries (", channel.Describe(), ")"), o.sequential ? max_queries : 10 * m,
+                          o.show_progress);
+  bool stopped_early = false, budget_stop = false;
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    const at::Tensor idx = rounds[r];
+    const int64_t n = idx.size(0);
+    if (queries + 10 * n > max_queries) {
+      budget_stop = true;
+      break;
+    }
+    MOVE_ASSIGN_OR_RETURN(at::Tensor images, QueryImages(l.samples.styled.index_select(0, idx),
+                                                         l.samples.clean.index_select(0, idx), l.shift));
+    const at::Tensor perm = RoundShuffle(10 * n, o.seed, r);
+    MOVE_ASSIGN_OR_RETURN(at::Tensor answered, ask(images.index_select(0, perm)));
+    at::Tensor unshuffled = torch::empty_like(answered);
+    unshuffled.index_copy_(0, perm, answered);
+    MOVE_ASSIGN_OR_RETURN(at::Tensor f, FeaturesFromProbabilities(unshuffled, n));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor s, classifier.Score(f));
+    const std::vector<double> sv = ToVector(s);
+    for (int64_t i = 0; i < n; ++i) {
+      const double ref = ref_scores[idx[i].item<int64_t>()];
+      suspect_scores.push_back(sv[i]);
+      paired_ref.push_back(ref);
+      MOVE_RETURN_IF_ERROR(betting.Add(sv[i] - ref));
+    }
+    progress.Update(queries, o.sequential ? absl::StrFormat("p <= %.3g", betting.p_value()) : "");
+    if (o.sequential && betting.reject()) {
+      stopped_early = r + 1 < rounds.size();
+      break;
+    }
+  }
+  progress.Finish();
+  const int64_t pairs = static_cast<int64_t>(suspect_scores.size());
+  if (pairs < 2) return absl::ResourceExhaustedError("max_queries: too small for two samples");
+
+  VerificationReport rep;
+  rep.set_format("move.report.v1");
+  rep.set_mode("blackbox");
+  rep.set_architecture("any (probabilities only)");
+  rep.set_feature_design(v.features().kind());
+  absl::StatusOr<PairedTestResult> t = OneSidedPairedTTest(suspect_scores, paired_ref, o.alpha);
+  if (!t.ok()) return t.status();
+  rep.set_delta_mu(t->delta_mu);
+  rep.set_delta_mu_ci_low(t->ci_low);
+  rep.set_delta_mu_ci_high(t->ci_high);
+  bool reject;
+  if (o.sequential) {
+    rep.set_p_value(betting.p_value());
+    rep.set_log10_p_value(betting.log10_p_value());
+    rep.set_test("sequential betting test (anytime-valid; delta_mu interval from the t distribution, descriptive)");
+    reject = betting.reject();
+    if (budget_stop) rep.add_warnings(absl::StrCat("stopped at the query cap (", max_queries, ") without decisive evidence"));
+  } else {
+    rep.set_p_value(t->p_value);
+    rep.set_log10_p_value(t->log10_p_value);
+    rep.set_test(t->method);
+    reject = t->reject;
+  }
+  rep.set_m(pairs);
+  rep.set_alpha(o.alpha);
+  double mean_s = 0, mean_r = 0;
+  for (int64_t i = 0; i < pairs; ++i) mean_s += suspect_scores[i] / pairs, mean_r += paired_ref[i] / pairs;
+  rep.set_suspect_mean_score(mean_s);
+  rep.set_reference_mean_score(mean_r);
+  rep.set_classifier_sound(v.sound());
+  auto minimum = MinimumSamples(v.type1_error(), v.type2_error(), o.alpha);
+  rep.set_minimum_m(minimum.ok() ? *minimum : 0);
+  rep.set_m_below_minimum(!minimum.ok() || pairs < *minimum);
+  if (rep.m_below_minimum() && !(o.sequential && reject)) {
+    rep.add_warnings(minimum.ok() ? absl::StrCat("m = ", pairs, " is below the ", *minimum,
+                                                 " samples Theorem 1 asks for with this classifier's validation errors")
+                                  : absl::StrCat("Theorem 1: ", minimum.status().message()));
+  }
+  if (!v.sound()) {
+    rep.set_stolen(false);
+    rep.set_verdict(absl::StrCat("inconclusive: the bundle's black-box classifier failed its soundness check (",
+                                 v.unsound_reason(), "); no theft is claimed from it"));
+  } else {
+    rep.set_stolen(reject);
+    rep.set_verdict(reject ? "stolen" : "not stolen");
+  }
+  rep.set_queries(queries);
+  rep.set_max_queries(max_queries);
+  rep.set_sequential(o.sequential);
+  rep.set_stopped_early(stopped_early);
+  rep.set_suspect_channel(channel.Describe());
+  rep.set_softmax_applied(softmax_applied);
+  if (softmax_applied) rep.add_warnings("the suspect returned logits; softmax was applied (--accept_logits)");
+  if (transcript) {
+    rep.set_transcript_path(o.transcript_path);
+    MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(o.transcript_path));
+    rep.set_transcript_sha256(core::Sha256Hex(text));
+  }
+  rep.set_bundle_sha256(bundle.file_sha256);
+  rep.set_suspect_sha256(channel.ModelSha256());
+  rep.set_signer_fingerprint(bundle.signer_fingerprint);
+  rep.set_signer_pinned(bundle.signer_pinned);
+  if (!bundle.signer_pinned) rep.add_warnings("the bundle's signer was not checked against the vendor's public key");
+  rep.set_sdk_version(kSdkVersion);
+  rep.set_seed(o.seed);
+  rep.set_device(o.device);
+  rep.set_threads(NumThreads());
+  rep.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return rep;
+}
+
+absl::Status ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& options, const std::string& dir) {
+  BlackBoxOptions o = options;
+  o.sequential = false;
+  MOVE_ASSIGN_OR_RETURN(Loaded l, LoadForBlackBox(bundle, o));
+  const int64_t m = l.samples.labels.size(0);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor images, QueryImages(l.samples.styled, l.samples.clean, l.shift));
+  images = images.index_select(0, RoundShuffle(10 * m, o.seed, 0));
+  MOVE_RETURN_IF_ERROR(core::MakeDirs(dir));
+  QueryManifest manifest;
+  manifest.set_format("move.queries.v1");
+  manifest.set_bundle_sha256(bundle.file_sha256);
+  manifest.set_num_classes(l.v->num_classes());
+  manifest.set_m(m);
+  manifest.set_seed(o.seed);
+  for (int64_t i = 0; i < images.size(0); ++i) {
+    QueryManifestEntry* q = manifest.add_queries();
+    q->set_id(absl::StrFormat("q%06d", i));
+    q->set_file(q->id() + ".png");
+    q->set_image_sha256(core::TensorSha256(images[i].contiguous()));
+    MOVE_RETURN_IF_ERROR(SavePng(absl::StrCat(dir, "/", q->file()), images[i]));
+  }
+  return core::WriteFileAtomically(dir + "/manifest.json", core::ProtoToJson(manifest));
+}
+
+}  // namespace move

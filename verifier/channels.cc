@@ -1,0 +1,362 @@
+// Suspect channels: local model, HTTP (cpp-httplib), offline answers, transcript replay.
+#include "verifier/channels.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/files.h"
+#include "core/hash.h"
+#include "core/status_macros.h"
+#include "core/torch_errors.h"
+#include "sdk/model.h"
+#include "sdk/prediction_protocol.pb.h"
+#include "sdk/runtime.h"
+
+namespace move {
+namespace verifier_internal {
+
+std::string EncodeRequest(const at::Tensor& images) {
+  at::Tensor x = images.to(torch::kCPU).to(torch::kFloat32).contiguous();
+  PredictRequest request;
+  const int64_t n = x.size(0), per = x[0].numel();
+  const float* p = x.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    PredictImage* im = request.add_instances();
+    for (int64_t d = 1; d < 4; ++d) im->add_shape(static_cast<int32_t>(x.size(d)));
+    im->mutable_values()->Add(p + i * per, p + (i + 1) * per);
+  }
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(request, &json);
+  return json;
+}
+
+std::string EncodeResponse(const at::Tensor& rows) {
+  at::Tensor x = rows.to(torch::kCPU).to(torch::kFloat32).contiguous();
+  PredictResponse response;
+  const int64_t n = x.size(0), k = x.size(1);
+  const float* p = x.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) response.add_predictions()->mutable_probabilities()->Add(p + i * k, p + (i + 1) * k);
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(response, &json);
+  return json;
+}
+
+absl::StatusOr<ParsedAnswers> ParseAnswers(const std::string& body, int64_t n, int64_t k, bool accept_logits) {
+  PredictResponse response;
+  if (!google::protobuf::util::JsonStringToMessage(body, &response).ok()) {
+    return absl::DataLossError(absl::StrCat("the suspect's answer is not a PredictResponse in JSON (", body.size(),
+                                            " bytes; truncated or malformed)"));
+  }
+  if (!response.error().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("the suspect answered with an error: ", response.error()));
+  }
+  if (response.predictions_size() != n) {
+    return absl::DataLossError(absl::StrCat("the suspect answered ", response.predictions_size(), " predictions for ", n,
+                                            " images"));
+  }
+  at::Tensor rows = torch::empty({n, k});
+  float* out = rows.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& p = response.predictions(i).probabilities();
+    if (p.size() != k) {
+      return absl::InvalidArgumentError(absl::StrCat("the suspect returned ", p.size(), " classes; the bundle's model has ",
+                                                     k));
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      if (!std::isfinite(p[j])) return absl::DataLossError("the suspect returned a NaN or infinite value");
+      out[i * k + j] = p[j];
+    }
+  }
+  ParsedAnswers parsed;
+  // Label-only: every value exactly 0 or 1 (one-hot rows).
+  if (rows.eq(0).logical_or(rows.eq(1)).all().item<bool>() && rows.sum(1).eq(1).all().item<bool>()) {
+    return absl::FailedPreconditionError(
+        "the suspect returns labels only (one-hot answers): black-box MOVE needs probability vectors; a harmless "
+        "watermark leaves no signal in labels, which is why the paper excludes label-only APIs");
+  }
+  const double min_value = rows.min().item<double>();
+  const at::Tensor sums = rows.sum(1);
+  const double low = sums.min().item<double>(), high = sums.max().item<double>();
+  if (min_value < 0 || low < 1 - 1e-3 || high > 1 + 1e-3) {
+    if (!accept_logits) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the suspect's answers are not probability vectors (row sums ", low, " to ", high, ", smallest value ",
+          min_value, "): they look like logits; re-run with --accept_logits to apply softmax"));
+    }
+    rows = torch::softmax(rows, 1);
+    parsed.softmax_applied = true;
+  }
+  parsed.probabilities = rows;
+  return parsed;
+}
+
+absl::StatusOr<TranscriptWriter> TranscriptWriter::Create(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrCat("transcript ", path, " already exists (evidence is never overwritten)"));
+    }
+    return absl::PermissionDeniedError(absl::StrCat("cannot create transcript ", path, ": ", std::strerror(errno)));
+  }
+  return TranscriptWriter(path, fd);
+}
+
+TranscriptWriter::TranscriptWriter(TranscriptWriter&& other) noexcept : path_(std::move(other.path_)), fd_(other.fd_) {
+  other.fd_ = -1;
+}
+
+TranscriptWriter::~TranscriptWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status TranscriptWriter::Add(const std::string& json_line) {
+  std::string line = json_line;
+  line.push_back('\n');
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return absl::DataLossError(absl::StrCat("writing transcript ", path_, ": ", std::strerror(errno)));
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd_) != 0) return absl::DataLossError(absl::StrCat("syncing transcript ", path_, ": ", std::strerror(errno)));
+  return absl::OkStatus();
+}
+
+}  // namespace verifier_internal
+
+namespace {
+
+using verifier_internal::EncodeRequest;
+using verifier_internal::EncodeResponse;
+
+class ModelChannel final : public SuspectChannel {
+ public:
+  ModelChannel(torch::jit::Module model, std::string path, std::string sha, c10::Device device)
+      : model_(std::move(model)), path_(std::move(path)), sha_(std::move(sha)), device_(device) {}
+  absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) override {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(model_, images.to(device_)));
+    if (p.dim() != 2) return absl::InvalidArgumentError("the suspect model's output is not N x K");
+    return ChannelAnswer{EncodeResponse(p), 0, 1};
+  }
+  std::string Describe() const override { return "file:" + path_; }
+  std::string ModelSha256() const override { return sha_; }
+
+ private:
+  torch::jit::Module model_;
+  std::string path_, sha_;
+  c10::Device device_;
+};
+
+class HttpChannel final : public SuspectChannel {
+ public:
+  HttpChannel(std::string url, const std::string& origin, std::string path, HttpChannelOptions o)
+      : url_(std::move(url)), path_(std::move(path)), o_(o), client_(origin) {
+    client_.set_connection_timeout(std::chrono::milliseconds(o.connect_timeout_ms));
+    client_.set_read_timeout(std::chrono::milliseconds(o.read_timeout_ms));
+    client_.set_write_timeout(std::chrono::milliseconds(o.read_timeout_ms));
+  }
+
+  absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) override {
+    const std::string body = EncodeRequest(images);
+    absl::Status last;
+    for (int attempt = 0; attempt <= o_.retries; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.backoff_ms << (attempt - 1)));
+      Throttle();
+      httplib::Result res = client_.Post(path_.c_str(), body, "application/json");
+      if (!res) {
+        const httplib::Error e = res.error();
+        const std::string what = absl::StrCat("no answer from ", url_, " (", httplib::to_string(e), ")");
+        last = (e == httplib::Error::ConnectionTimeout || e == httplib::Error::Read) ? absl::DeadlineExceededError(what)
+                                                                                      : absl::UnavailableError(what);
+        continue;
+      }
+      if (res->status == 429 || res->status >= 500) {
+        last = absl::UnavailableError(absl::StrCat(url_, " answered HTTP ", res->status, ": ", Excerpt(res->body)));
+        continue;
+      }
+      if (res->status < 200 || res->status >= 300) {
+        // Client errors do not get better by retrying.
+        return absl::FailedPreconditionError(
+            absl::StrCat(url_, " refused the request with HTTP ", res->status, ": ", Excerpt(res->body)));
+      }
+      PredictResponse probe;
+      if (!google::protobuf::util::JsonStringToMessage(res->body, &probe).ok()) {
+        last = absl::DataLossError(absl::StrCat(url_, " sent an unreadable answer (", res->body.size(),
+                                                " bytes of invalid or truncated JSON)"));
+        continue;
+      }
+      return ChannelAnswer{res->body, res->status, attempt + 1};
+    }
+    return absl::Status(last.code(), absl::StrCat(last.message(), "; gave up after ", o_.retries + 1, " attempts"));
+  }
+  std::string Describe() const override { return "http:" + url_; }
+
+ private:
+  static std::string Excerpt(const std::string& s) { return s.size() > 200 ? s.substr(0, 200) + "..." : s; }
+  void Throttle() {
+    if (o_.max_requests_per_second <= 0) return;
+    const auto gap = std::chrono::duration<double>(1.0 / o_.max_requests_per_second);
+    const auto now = std::chrono::steady_clock::now();
+    if (has_last_ && now - last_request_ < gap) std::this_thread::sleep_for(gap - (now - last_request_));
+    last_request_ = std::chrono::steady_clock::now();
+    has_last_ = true;
+  }
+
+  std::string url_, path_;
+  HttpChannelOptions o_;
+  httplib::Client client_;
+  std::chrono::steady_clock::time_point last_request_;
+  bool has_last_ = false;
+};
+
+// Answers looked up by image SHA-256 (offline answers and transcript replay).
+class LookupChannel final : public SuspectChannel {
+ public:
+  LookupChannel(std::string description, std::map<std::string, std::vector<float>> answers)
+      : description_(std::move(description)), answers_(std::move(answers)) {}
+  absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) override {
+    PredictResponse response;
+    at::Tensor x = images.to(torch::kCPU).contiguous();
+    for (int64_t i = 0; i < x.size(0); ++i) {
+      const std::string sha = core::TensorSha256(x[i]);
+      auto it = answers_.find(sha);
+      if (it == answers_.end()) {
+        return absl::NotFoundError(absl::StrCat(description_, " holds no answer for query image ", sha.substr(0, 16),
+                                                "... (different bundle, m or seed?)"));
+      }
+      response.add_predictions()->mutable_probabilities()->Add(it->second.begin(), it->second.end());
+    }
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(response, &json);
+    return ChannelAnswer{json, 0, 1};
+  }
+  std::string Describe() const override { return description_; }
+
+ private:
+  std::string description_;
+  std::map<std::string, std::vector<float>> answers_;
+};
+
+// "http://host[:port]/path" -> origin "http://host:port" and path.
+absl::Status SplitUrl(const std::string& url, std::string* origin, std::string* path) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("endpoint '", url, "': expected http://HOST[:PORT]/PATH or https://..."));
+  }
+  const size_t slash = url.find('/', scheme + 3);
+  *origin = url.substr(0, slash);
+  *path = slash == std::string::npos ? "/v1/predict" : url.substr(slash);
+  if (origin->size() <= scheme + 3) return absl::InvalidArgumentError(absl::StrCat("endpoint '", url, "': no host"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenModelChannel(const std::string& path, const std::string& device) {
+  MOVE_ASSIGN_OR_RETURN(c10::Device d, ResolveDevice(device));
+  MOVE_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path));
+  MOVE_ASSIGN_OR_RETURN(torch::jit::Module model, LoadModel(path, d));
+  model.eval();
+  return std::unique_ptr<SuspectChannel>(new ModelChannel(model, path, core::Sha256Hex(bytes), d));
+}
+
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenHttpChannel(const std::string& url, const HttpChannelOptions& o) {
+  if (o.connect_timeout_ms <= 0 || o.read_timeout_ms <= 0) return absl::InvalidArgumentError("timeouts: must be > 0 ms");
+  if (o.retries < 0 || o.retries > 10) return absl::InvalidArgumentError("retries: must be in [0, 10]");
+  if (o.backoff_ms < 0 || o.backoff_ms > 60000) return absl::InvalidArgumentError("backoff_ms: must be in [0, 60000]");
+  if (!(o.max_requests_per_second >= 0)) return absl::InvalidArgumentError("max_requests_per_second: must be >= 0");
+  std::string origin, path;
+  MOVE_RETURN_IF_ERROR(SplitUrl(url, &origin, &path));
+  return std::unique_ptr<SuspectChannel>(new HttpChannel(url, origin, path, o));
+}
+
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenOfflineChannel(const std::string& queries_dir,
+                                                                   const std::string& answers_path) {
+  MOVE_ASSIGN_OR_RETURN(std::string manifest_json, core::ReadFile(queries_dir + "/manifest.json"));
+  QueryManifest manifest;
+  if (!google::protobuf::util::JsonStringToMessage(manifest_json, &manifest).ok()) {
+    return absl::DataLossError(absl::StrCat(queries_dir, "/manifest.json is not a query manifest"));
+  }
+  std::map<std::string, std::string> sha_of_id;
+  for (const auto& q : manifest.queries()) sha_of_id[q.id()] = q.image_sha256();
+  MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(answers_path));
+  std::vector<std::pair<std::string, std::vector<float>>> rows;
+  const std::string trimmed(absl::StripAsciiWhitespace(text));
+  if (!trimmed.empty() && trimmed[0] == '{') {
+    OfflineAnswers answers;
+    if (!google::protobuf::util::JsonStringToMessage(trimmed, &answers).ok()) {
+      return absl::DataLossError(absl::StrCat(answers_path, ": not an OfflineAnswers JSON file (truncated or malformed)"));
+    }
+    for (const auto& a : answers.answers()) rows.push_back({a.id(), {a.probabilities().begin(), a.probabilities().end()}});
+  } else {
+    int line_no = 0;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      ++line_no;
+      line = absl::StripAsciiWhitespace(line);
+      if (line.empty()) continue;
+      std::vector<std::string> cells = absl::StrSplit(line, ',');
+      if (line_no == 1 && cells[0] == "id") continue;  // header
+      std::vector<float> p;
+      for (size_t j = 1; j < cells.size(); ++j) {
+        float v;
+        if (!absl::SimpleAtof(absl::StripAsciiWhitespace(cells[j]), &v)) {
+          return absl::DataLossError(absl::StrCat(answers_path, ":", line_no, ": '", cells[j], "' is not a number"));
+        }
+        p.push_back(v);
+      }
+      rows.push_back({cells[0], p});
+    }
+  }
+  std::map<std::string, std::vector<float>> by_sha;
+  for (auto& [id, p] : rows) {
+    auto it = sha_of_id.find(id);
+    if (it == sha_of_id.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(answers_path, ": answer for unknown query id '", id, "'"));
+    }
+    by_sha[it->second] = std::move(p);
+  }
+  return std::unique_ptr<SuspectChannel>(new LookupChannel("offline:" + answers_path, std::move(by_sha)));
+}
+
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenReplayChannel(const std::string& transcript_path) {
+  MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(transcript_path));
+  std::map<std::string, std::vector<float>> by_sha;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    ++line_no;
+    TranscriptEntry e;
+    if (!google::protobuf::util::JsonStringToMessage(std::string(line), &e).ok()) {
+      return absl::DataLossError(absl::StrCat(transcript_path, ":", line_no, ": not a transcript entry"));
+    }
+    if (core::Sha256Hex(e.response()) != e.response_sha256()) {
+      return absl::DataLossError(absl::StrCat(transcript_path, ":", line_no, ": response does not match its SHA-256"));
+    }
+    PredictResponse r;
+    if (!google::protobuf::util::JsonStringToMessage(e.response(), &r).ok()) continue;  // recorded as received
+    for (int i = 0; i < e.image_sha256_size() && i < r.predictions_size(); ++i) {
+      const auto& p = r.predictions(i).probabilities();
+      by_sha[e.image_sha256(i)] = std::vector<float>(p.begin(), p.end());
+    }
+  }
+  return std::unique_ptr<SuspectChannel>(new LookupChannel("replay:" + transcript_path, std::move(by_sha)));
+}
+
+}  // namespace move

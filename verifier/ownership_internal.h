@@ -1,0 +1,55 @@
+// Pieces shared by white-box and black-box bundle building and verification.
+#ifndef MOVE_VERIFIER_OWNERSHIP_INTERNAL_H_
+#define MOVE_VERIFIER_OWNERSHIP_INTERNAL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include "absl/status/statusor.h"
+#include "sdk/bundle.pb.h"
+#include "sdk/ownership.h"
+
+namespace move::verifier_internal {
+
+// Styled images, their clean originals and labels.
+struct SampleSet {
+  at::Tensor styled, clean, labels;
+};
+
+// The models one architecture's verifier was built from.
+struct PopulationModels {
+  std::string architecture;
+  std::vector<torch::jit::Module> watermarked, benign, calibration;
+  torch::jit::Module reference;
+  // The victim (for the victim's architecture) or a shadow victim; `is_victim` tells which.
+  torch::jit::Module positive;
+  bool is_victim = false;
+};
+
+// TorchScript archive bytes of a module, and back (eval mode, on `device`).
+absl::StatusOr<std::string> ModuleBytes(const torch::jit::Module& m);
+absl::StatusOr<torch::jit::Module> ModuleFromBytes(const std::string& bytes, c10::Device device);
+
+std::vector<double> ToVector(const at::Tensor& t);
+
+// The bundle's verification samples, checked against their SHA-256 (kDataLoss otherwise).
+absl::StatusOr<SampleSet> LoadVerificationSamples(const BundleContents& c);
+std::string VerificationSamplesSha(const at::Tensor& xs, const at::Tensor& xc, const at::Tensor& y);
+
+// Indices (sorted) of the m samples out of `available` a verification with `seed` uses; all
+// of them when m == available. kInvalidArgument for m outside [2, available].
+absl::StatusOr<at::Tensor> VerificationSubset(int64_t available, int64_t m, uint64_t seed);
+
+// Builds the black-box verifier from every architecture's populations (first entry: the
+// victim's architecture, whose reference becomes the black-box reference).
+absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populations, const SampleSet& train,
+                                   const SampleSet& verification, const BuildBundleOptions& options, uint64_t seed,
+                                   BlackBoxVerifier* v);
+
+}  // namespace move::verifier_internal
+
+#endif  // MOVE_VERIFIER_OWNERSHIP_INTERNAL_H_
