@@ -1,13 +1,25 @@
 // move_verify: examines a suspect model with a signed MOVE verifier bundle.
 //
+// White-box (the suspect's weights are at hand):
 //   move_verify --bundle=victim.move --suspect=suspect.pt [--trusted_key=vendor.key.pub]
-//               [--mode=whitebox] [--m=0] [--alpha=0.01] [--seed=0] [--device=cpu]
-//               [--threads=0] [--report=report.json] [--reference_compatible]
+//               [--m=0] [--alpha=0.01] [--seed=0] [--device=cpu] [--threads=0]
+//               [--report=report.json] [--reference_compatible]
+// Black-box (only predictions): one of
+//   move_verify --mode=blackbox --bundle=B --suspect=suspect.pt            (local file)
+//   move_verify --mode=blackbox --bundle=B --endpoint=http://host:port/v1/predict
+//   move_verify --mode=blackbox --bundle=B --export_queries=DIR            (offline, step 1)
+//   move_verify --mode=blackbox --bundle=B --queries=DIR --answers=answers.csv  (step 2)
+//   move_verify --mode=blackbox --bundle=B --replay=case.transcript.jsonl  (no new queries)
+// with [--sequential] [--max_queries] [--transcript=PATH] [--accept_logits] [--timeout_ms]
+// [--retries] [--max_qps]. Every query and answer goes to the transcript (default: the report
+// path + ".transcript.jsonl"), which must not exist yet.
 //
 // Prints a human summary and writes the JSON report (atomically) to --report. Exit status 0
 // when the examination ran, whatever the verdict; 1 with one readable line on stderr when it
 // could not run.
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -17,15 +29,32 @@
 #include "absl/strings/str_cat.h"
 #include "core/files.h"
 #include "core/status_macros.h"
+#include "sdk/blackbox.h"
 #include "sdk/bundle.h"
 #include "sdk/ownership.h"
 #include "sdk/runtime.h"
 
 ABSL_FLAG(std::string, bundle, "", "Signed verifier bundle (.move). Required.");
-ABSL_FLAG(std::string, suspect, "", "Suspect TorchScript model file (from the SDK or PyTorch). Required.");
+ABSL_FLAG(std::string, suspect, "", "Suspect TorchScript model file (from the SDK or PyTorch).");
 ABSL_FLAG(std::string, trusted_key, "", "Vendor's public key file; the bundle must be signed by it.");
-ABSL_FLAG(std::string, mode, "whitebox", "whitebox (black-box mode is not built yet).");
-ABSL_FLAG(int64_t, m, 0, "Verification samples to use; 0 = all in the bundle.");
+ABSL_FLAG(std::string, mode, "whitebox", "whitebox (needs the suspect's weights) or blackbox (needs its predictions).");
+ABSL_FLAG(int64_t, m, 0,
+          "Verification samples to use; 0 = the mode's default (white-box: all in the bundle; black-box: 100, "
+          "10 queries each).");
+ABSL_FLAG(std::string, endpoint, "", "Black-box: the suspect's prediction URL (sdk/prediction_protocol.proto).");
+ABSL_FLAG(std::string, export_queries, "", "Black-box, offline step 1: write the query images and manifest to this folder.");
+ABSL_FLAG(std::string, queries, "", "Black-box, offline step 2: the folder --export_queries wrote.");
+ABSL_FLAG(std::string, answers, "", "Black-box, offline step 2: the suspect's answers (JSON or CSV id,p0,p1,...).");
+ABSL_FLAG(std::string, replay, "", "Black-box: re-run from a transcript's recorded answers, without new queries.");
+ABSL_FLAG(std::string, transcript, "",
+          "Black-box: transcript of every query and answer (default: <report>.transcript.jsonl, else "
+          "move_transcript.jsonl); must not exist.");
+ABSL_FLAG(bool, sequential, false, "Black-box: stop as soon as the evidence is decisive (anytime-valid betting test).");
+ABSL_FLAG(int64_t, max_queries, 0, "Black-box: hard cap on images sent; 0 = 10 m.");
+ABSL_FLAG(bool, accept_logits, false, "Black-box: apply softmax to answers that are not probability vectors.");
+ABSL_FLAG(int, timeout_ms, 60000, "Black-box HTTP: read timeout per request.");
+ABSL_FLAG(int, retries, 3, "Black-box HTTP: retries after errors that may pass (timeouts, 5xx, 429, garbled bodies).");
+ABSL_FLAG(double, max_qps, 0, "Black-box HTTP: at most this many requests per second; 0 = no limit.");
 ABSL_FLAG(double, alpha, 0.01, "Significance level of the one-sided paired t-test.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of the sample subset when --m is below the bundle's set.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
@@ -36,12 +65,105 @@ ABSL_FLAG(bool, reference_compatible, false,
 
 namespace {
 
+absl::Status WriteOrPrintReport(const move::VerificationReport& r) {
+  const std::string json = move::ReportToJson(r);
+  if (absl::GetFlag(FLAGS_report).empty()) {
+    std::printf("%s", json.c_str());
+    return absl::OkStatus();
+  }
+  MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::GetFlag(FLAGS_report), json));
+  std::printf("  report:         %s\n", absl::GetFlag(FLAGS_report).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
+  const std::string suspect = absl::GetFlag(FLAGS_suspect), endpoint = absl::GetFlag(FLAGS_endpoint),
+                    exported = absl::GetFlag(FLAGS_export_queries), replay = absl::GetFlag(FLAGS_replay),
+                    answers = absl::GetFlag(FLAGS_answers), queries = absl::GetFlag(FLAGS_queries);
+  const int channels = !suspect.empty() + !endpoint.empty() + !exported.empty() + !replay.empty() + !answers.empty();
+  if (channels != 1) {
+    return absl::InvalidArgumentError(
+        "black-box mode needs exactly one of --suspect, --endpoint, --export_queries, --answers (with --queries) or "
+        "--replay");
+  }
+  if (!answers.empty() && queries.empty()) return absl::InvalidArgumentError("--answers: needs --queries=DIR (the exported folder)");
+  move::BlackBoxOptions o;
+  o.m = absl::GetFlag(FLAGS_m);
+  if (o.m == 0) o.m = std::min<int64_t>(100, bundle.contents.samples().labels().shape_size() ? bundle.contents.samples().labels().shape(0) : 0);
+  o.alpha = absl::GetFlag(FLAGS_alpha);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  o.sequential = absl::GetFlag(FLAGS_sequential);
+  o.max_queries = absl::GetFlag(FLAGS_max_queries);
+  o.accept_logits = absl::GetFlag(FLAGS_accept_logits);
+  o.device = absl::GetFlag(FLAGS_device);
+  if (!exported.empty()) {
+    MOVE_RETURN_IF_ERROR(move::ExportQueries(bundle, o, exported));
+    std::printf("wrote %lld query images and manifest.json to %s: have the suspect answer them (CSV id,p0,p1,... or "
+                "JSON), then run --queries=%s --answers=FILE with the same --m and --seed\n",
+                static_cast<long long>(10 * o.m), exported.c_str(), exported.c_str());
+    return absl::OkStatus();
+  }
+  std::unique_ptr<move::SuspectChannel> channel;
+  if (!suspect.empty()) {
+    MOVE_ASSIGN_OR_RETURN(channel, move::OpenModelChannel(suspect, o.device));
+  } else if (!endpoint.empty()) {
+    move::HttpChannelOptions h;
+    h.read_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+    h.retries = absl::GetFlag(FLAGS_retries);
+    h.max_requests_per_second = absl::GetFlag(FLAGS_max_qps);
+    absl::StatusOr<std::unique_ptr<move::SuspectChannel>> c = move::OpenHttpChannel(endpoint, h);
+    if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("--endpoint: ", c.status().message()));
+    channel = std::move(*c);
+  } else if (!answers.empty()) {
+    MOVE_ASSIGN_OR_RETURN(channel, move::OpenOfflineChannel(queries, answers));
+  } else {
+    MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(replay));
+  }
+  if (replay.empty()) {
+    o.transcript_path = absl::GetFlag(FLAGS_transcript);
+    if (o.transcript_path.empty()) {
+      o.transcript_path = absl::GetFlag(FLAGS_report).empty() ? "move_transcript.jsonl"
+                                                              : absl::GetFlag(FLAGS_report) + ".transcript.jsonl";
+    }
+  }
+  absl::StatusOr<move::VerificationReport> rep = move::VerifyBlackBox(bundle, *channel, o);
+  if (!rep.ok()) {
+    return absl::Status(rep.status().code(),
+                        absl::StrCat(rep.status().message(),
+                                     o.transcript_path.empty() ? "" : absl::StrCat(" (queries so far are in ", o.transcript_path, ")")));
+  }
+  const move::VerificationReport& r = *rep;
+  std::printf("MOVE black-box verification of %s\n", r.suspect_channel().c_str());
+  std::printf("  verdict:        %s\n", r.verdict().c_str());
+  std::printf("  p-value:        %.3g (log10 %.2f), %s, alpha %.3g, m = %lld pairs\n", r.p_value(), r.log10_p_value(),
+              r.test().c_str(), r.alpha(), static_cast<long long>(r.m()));
+  std::printf("  delta_mu:       %+.4f (%.0f%% CI %+.4f .. %+.4f); suspect %.3f vs reference %.3f\n", r.delta_mu(),
+              100 * (1 - r.alpha()), r.delta_mu_ci_low(), r.delta_mu_ci_high(), r.suspect_mean_score(),
+              r.reference_mean_score());
+  std::printf("  queries:        %lld of at most %lld%s\n", static_cast<long long>(r.queries()),
+              static_cast<long long>(r.max_queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
+  std::printf("  classifier:     %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
+  if (!r.transcript_path().empty()) {
+    std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
+  }
+  std::printf("  bundle sha256:  %s (signer %s..., %s)\n", r.bundle_sha256().c_str(),
+              r.signer_fingerprint().substr(0, 16).c_str(), r.signer_pinned() ? "trusted key" : "not pinned");
+  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
+  return WriteOrPrintReport(r);
+}
+
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_bundle).empty()) return absl::InvalidArgumentError("--bundle: required");
-  if (absl::GetFlag(FLAGS_suspect).empty()) return absl::InvalidArgumentError("--suspect: required");
-  if (absl::GetFlag(FLAGS_mode) != "whitebox") {
-    return absl::UnimplementedError(absl::StrCat("--mode=", absl::GetFlag(FLAGS_mode),
-                                                 ": only whitebox is available in this version"));
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "whitebox" && mode != "blackbox") {
+    return absl::InvalidArgumentError(absl::StrCat("--mode: expected whitebox or blackbox, got '", mode, "'"));
+  }
+  if (mode == "whitebox" && absl::GetFlag(FLAGS_suspect).empty()) {
+    return absl::InvalidArgumentError("--suspect: required in white-box mode");
+  }
+  if (mode == "whitebox" && (!absl::GetFlag(FLAGS_endpoint).empty() || !absl::GetFlag(FLAGS_replay).empty() ||
+                             !absl::GetFlag(FLAGS_answers).empty() || !absl::GetFlag(FLAGS_export_queries).empty())) {
+    return absl::InvalidArgumentError("--endpoint, --answers, --export_queries and --replay need --mode=blackbox");
   }
   MOVE_RETURN_IF_ERROR(move::SetNumThreads(absl::GetFlag(FLAGS_threads)));
   MOVE_RETURN_IF_ERROR(move::ResolveDevice(absl::GetFlag(FLAGS_device)).status());
@@ -52,6 +174,7 @@ absl::Status Run() {
     trusted = *pub;
   }
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(absl::GetFlag(FLAGS_bundle), trusted));
+  if (mode == "blackbox") return RunBlackBox(bundle);
   move::VerifyOptions options;
   options.m = absl::GetFlag(FLAGS_m);
   options.alpha = absl::GetFlag(FLAGS_alpha);
@@ -77,20 +200,16 @@ absl::Status Run() {
                 r.reference_compatible_harmonic_p(), r.reference_compatible_delta_mu());
   }
   for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
-  const std::string json = move::ReportToJson(r);
-  if (absl::GetFlag(FLAGS_report).empty()) {
-    std::printf("%s", json.c_str());
-  } else {
-    MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::GetFlag(FLAGS_report), json));
-    std::printf("  report:         %s\n", absl::GetFlag(FLAGS_report).c_str());
-  }
-  return absl::OkStatus();
+  return WriteOrPrintReport(r);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("move_verify --bundle=B --suspect=model.pt [--report=out.json]");
+  absl::SetProgramUsageMessage(
+      "move_verify --bundle=B --suspect=model.pt [--report=out.json]\n"
+      "  or --mode=blackbox --bundle=B (--suspect=model.pt | --endpoint=URL | --export_queries=DIR | "
+      "--queries=DIR --answers=FILE | --replay=TRANSCRIPT) [--sequential]");
   absl::ParseCommandLine(argc, argv);
   absl::Status s = Run();
   if (!s.ok()) {

@@ -50,7 +50,7 @@ class SuspectChannel {
   // suspect could not be reached after retries), kNotFound (offline/replay: no answer for an
   // image), kResourceExhausted (budget).
   virtual absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) = 0;
-  // "file:<path>", "http:<url>", "offline:<answers>", "replay:<transcript>".
+  // "file:<path>", the URL, "offline:<answers>", "replay:<transcript>".
   virtual std::string Describe() const = 0;
   // SHA-256 of the suspect model file where the channel knows it, else "".
   virtual std::string ModelSha256() const { return ""; }

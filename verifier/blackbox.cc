@@ -300,7 +300,9 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
       e.set_attempts(answer->attempts);
       if (transcript) {
         std::string line;
-        (void)google::protobuf::util::MessageToJsonString(e, &line);
+        google::protobuf::util::JsonPrintOptions jo;
+        jo.preserve_proto_field_names = true;
+        (void)google::protobuf::util::MessageToJsonString(e, &line, jo);
         MOVE_RETURN_IF_ERROR(transcript->Add(line));
       }
       MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, batch.size(0), k, o.accept_logits));

@@ -207,7 +207,7 @@ class HttpChannel final : public SuspectChannel {
     }
     return absl::Status(last.code(), absl::StrCat(last.message(), "; gave up after ", o_.retries + 1, " attempts"));
   }
-  std::string Describe() const override { return "http:" + url_; }
+  std::string Describe() const override { return url_; }
 
  private:
   static std::string Excerpt(const std::string& s) { return s.size() > 200 ? s.substr(0, 200) + "..." : s; }

@@ -144,7 +144,7 @@ TEST(HttpChannelTest, RetriesServerErrorsThenSucceeds) {
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->attempts, 3);
   EXPECT_EQ(a->status, 200);
-  EXPECT_EQ((*ch)->Describe(), "http:" + server.url());
+  EXPECT_EQ((*ch)->Describe(), server.url());
 }
 
 TEST(HttpChannelTest, GivesUpAfterRetriesWithAClearError) {

@@ -1,0 +1,466 @@
+// MOVE ownership verification end to end at a tiny scale: embed, train a victim, build and
+// sign a bundle through a training recipe, then examine suspects with the API and with
+// move_verify. White-box: an SDK-made suspect, a Python-made one, a foreign architecture, a
+// tampered bundle. Black-box: every suspect channel (file, HTTP against the serving example on
+// loopback, offline export/import), transcript replay, the sequential test and bad answers.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "sdk/blackbox.h"
+#include "sdk/bundle.h"
+#include "sdk/dataset.h"
+#include "sdk/embed.h"
+#include "sdk/image.h"
+#include "sdk/model.h"
+#include "sdk/ownership.h"
+#include "sdk/runtime.h"
+#include "sdk/serving.h"
+#include "sdk/train.h"
+
+namespace move {
+namespace {
+
+std::string TempDir() {
+  const char* t = std::getenv("TEST_TMPDIR");
+  return t ? t : "/tmp";
+}
+
+std::string Slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct World {
+  Dataset train, test;
+  EmbedResult wm;
+  ModelSpec spec;
+  SigningKey key;
+  std::string victim_path, bundle_path;
+  BundleContents contents;
+};
+World* world = nullptr;
+
+absl::StatusOr<torch::jit::Module> Recipe(const ModelSpec& base, const Dataset& data, uint64_t seed) {
+  ModelSpec spec = base;
+  spec.seed = seed;
+  absl::StatusOr<torch::jit::Module> m = CreateModel(spec);
+  if (!m.ok()) return m.status();
+  TrainOptions o;
+  o.epochs = 2;
+  o.batch_size = 64;
+  o.seed = seed;
+  o.show_progress = false;
+  absl::StatusOr<TrainReport> r = TrainModel(*m, data, o);
+  if (!r.ok()) return r.status();
+  return m;
+}
+
+class WhiteBoxE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(SetNumThreads(2).ok());
+    world = new World;
+    World& w = *world;
+    w.train = *SampleSubset(*LoadFashionMnist(kDefaultFashionMnistDir, Split::kTrain), 800, 1);
+    w.test = *SampleSubset(*LoadFashionMnist(kDefaultFashionMnistDir, Split::kTest), 300, 2);
+    at::Tensor style = *LoadImage("testdata/style_leopard.png");
+    EmbedDatasetOptions eo;
+    eo.gamma = 0.2;
+    eo.texture.fit_steps = 30;
+    eo.show_progress = false;
+    auto wm = EmbedDataset(w.train, style, eo);
+    ASSERT_TRUE(wm.ok()) << wm.status();
+    w.wm = *wm;
+    w.spec = *ParseModelSpec("cnn");
+    w.spec.in_channels = 3;
+    auto victim = Recipe(w.spec, w.wm.dataset, 1);
+    ASSERT_TRUE(victim.ok());
+    w.victim_path = TempDir() + "/victim.pt";
+    ASSERT_TRUE(SaveModel(*victim, w.victim_path).ok());
+    TrainingRecipe recipe = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) { return Recipe(arch, d, seed); };
+    BuildBundleInputs in;
+    in.watermark = &w.wm;
+    in.clean_train = &w.train;
+    in.clean_test = &w.test;
+    in.spec = w.spec;
+    in.victim_model_path = w.victim_path;
+    in.style_image = style;
+    BuildBundleOptions bo;
+    bo.population = 2;
+    bo.calibration_models = 1;
+    bo.train_samples = 60;
+    bo.verification_samples = 60;
+    bo.meta_epochs = 20;
+    bo.shadow_architectures = {"cnn-w2"};
+    bo.show_progress = false;
+    auto contents = BuildBundle(in, recipe, bo);
+    ASSERT_TRUE(contents.ok()) << contents.status();
+    w.contents = *contents;
+    w.key = *GenerateSigningKey();
+    ASSERT_TRUE(SaveSigningKey(w.key, TempDir() + "/vendor.key").ok());
+    w.bundle_path = TempDir() + "/victim.move";
+    ASSERT_TRUE(WriteBundle(w.contents, w.key, w.bundle_path).ok());
+  }
+};
+
+TEST_F(WhiteBoxE2eTest, BundleHoldsWhatVerificationNeeds) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const BundleContents& c = b->contents;
+  ASSERT_EQ(c.verifiers_size(), 2);
+  EXPECT_EQ(c.verifiers(1).architecture(), "cnn-w2");
+  EXPECT_EQ(c.verifiers(1).calibration_log10_p_size(), 1);
+  const ArchitectureVerifier& v = c.verifiers(0);
+  EXPECT_EQ(v.architecture(), "cnn");
+  EXPECT_EQ(v.features().kind(), "whitebox-sign-gradient-relative");
+  EXPECT_EQ(v.calibration_log10_p_size(), 1);
+  EXPECT_FALSE(v.reference_model().empty());
+  EXPECT_EQ(c.samples().labels().shape(0), 60);
+  EXPECT_EQ(c.watermark_record().picked_indices_size(), 160);
+  EXPECT_EQ(c.style_image_sha256(), world->wm.record.style_image_sha256());
+  EXPECT_EQ(c.victim_model_sha256().size(), 64u);
+  EXPECT_GE(v.type1_error(), 0.0);
+}
+
+TEST_F(WhiteBoxE2eTest, VerifiesTheVictimWithAFullReport) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  VerifyOptions o;
+  o.reference_compatible = true;
+  auto r = VerifyWhiteBox(*b, world->victim_path, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->m(), 60);
+  EXPECT_EQ(r->architecture(), "cnn");
+  EXPECT_TRUE(std::isfinite(r->log10_p_value()));
+  EXPECT_EQ(r->suspect_sha256(), b->contents.victim_model_sha256());
+  EXPECT_TRUE(r->signer_pinned());
+  EXPECT_GT(r->reference_compatible_harmonic_p(), 0.0);
+  // The same inputs give the same report (timings aside).
+  auto again = VerifyWhiteBox(*b, world->victim_path, o);
+  EXPECT_EQ(r->p_value(), again->p_value());
+  EXPECT_EQ(r->delta_mu(), again->delta_mu());
+  // A soundly-built classifier decides; an unsound one never claims theft.
+  if (!r->classifier_sound()) {
+    EXPECT_FALSE(r->stolen());
+    EXPECT_NE(r->verdict().find("inconclusive"), std::string::npos);
+  } else {
+    EXPECT_EQ(r->stolen(), r->p_value() < 0.01);
+  }
+  o.m = 20;
+  auto sub = VerifyWhiteBox(*b, world->victim_path, o);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_EQ(sub->m(), 20);
+  o.m = 61;
+  EXPECT_EQ(VerifyWhiteBox(*b, world->victim_path, o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WhiteBoxE2eTest, UnsoundBundleNeverClaimsTheft) {
+  BundleContents c = world->contents;
+  c.mutable_verifiers(0)->set_sound(false);
+  c.mutable_verifiers(0)->set_unsound_reason("test");
+  ASSERT_TRUE(WriteBundle(c, world->key, TempDir() + "/unsound.move").ok());
+  auto b = ReadBundle(TempDir() + "/unsound.move");
+  auto r = VerifyWhiteBox(*b, world->victim_path, {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->stolen());
+  EXPECT_NE(r->verdict().find("inconclusive"), std::string::npos);
+}
+
+int RunCli(const std::string& args, std::string* out, std::string* err) {
+  const std::string o = TempDir() + "/v.out", e = TempDir() + "/v.err";
+  const int status = std::system(absl::StrCat("cli/move_verify ", args, " --threads=2 > ", o, " 2> ", e).c_str());
+  *out = Slurp(o);
+  *err = Slurp(e);
+  return WEXITSTATUS(status);
+}
+
+TEST_F(WhiteBoxE2eTest, CliOnSdkAndPythonSuspects) {
+  std::string out, err;
+  const std::string report = TempDir() + "/report.json";
+  ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", world->victim_path,
+                                " --trusted_key=", TempDir(), "/vendor.key.pub --report=", report),
+                   &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("verdict:"), std::string::npos) << out;
+  const std::string json = Slurp(report);
+  for (const char* key : {"\"stolen\"", "\"p_value\"", "\"log10_p_value\"", "\"delta_mu\"", "\"m\"", "\"alpha\"",
+                          "\"bundle_sha256\"", "\"suspect_sha256\"", "\"sdk_version\"", "\"seed\"", "\"seconds\""}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key;
+  }
+
+  // A suspect fine-tuned and saved by PyTorch in Python.
+  const std::string py_suspect = TempDir() + "/python_suspect.pt";
+  ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 tests/python/finetune.py ", world->victim_path, " ", py_suspect).c_str()), 0);
+  ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", py_suspect), &out, &err), 0) << err;
+  EXPECT_NE(out.find("\"stolen\""), std::string::npos);
+
+  // A suspect of the shadow architecture is examined with its own classifier.
+  ModelSpec wider = world->spec;
+  wider.width = 2;
+  auto wider_model = Recipe(wider, ToRgb(world->train), 77);
+  ASSERT_TRUE(wider_model.ok()) << wider_model.status();
+  ASSERT_TRUE(SaveModel(*wider_model, TempDir() + "/wider.pt").ok());
+  ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", TempDir(), "/wider.pt"), &out, &err), 0) << err;
+  EXPECT_NE(out.find("architecture:   cnn-w2"), std::string::npos) << out;
+
+  // Another architecture: a clear refusal pointing to black-box mode.
+  ModelSpec other = *ParseModelSpec("wrn-16-1");
+  ASSERT_TRUE(SaveModel(*CreateModel(other), TempDir() + "/wrn.pt").ok());
+  EXPECT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", TempDir(), "/wrn.pt"), &out, &err), 1);
+  EXPECT_NE(err.find("match none"), std::string::npos) << err;
+  EXPECT_NE(err.find("black-box"), std::string::npos) << err;
+
+  // A tampered bundle.
+  std::string bytes = Slurp(world->bundle_path);
+  bytes[bytes.size() / 2] ^= 0x5a;
+  std::ofstream(TempDir() + "/tampered.move", std::ios::binary) << bytes;
+  EXPECT_EQ(RunCli(absl::StrCat("--bundle=", TempDir(), "/tampered.move --suspect=", world->victim_path), &out, &err), 1);
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+
+  // Bad flags.
+  EXPECT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", world->victim_path, " --device=cuda"), &out, &err), 1);
+  EXPECT_NE(err.find("CUDA"), std::string::npos) << err;
+  EXPECT_EQ(RunCli("--suspect=x.pt", &out, &err), 1);
+  EXPECT_NE(err.find("--bundle"), std::string::npos);
+}
+
+
+// ---------------------------------------------------------------------------------------
+// Black-box.
+
+BlackBoxOptions Quiet(const std::string& transcript = "") {
+  BlackBoxOptions o;
+  o.m = 0;  // all 60
+  o.show_progress = false;
+  o.transcript_path = transcript;
+  return o;
+}
+
+int Lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
+
+TEST_F(WhiteBoxE2eTest, BlackBoxVerifierIsInTheBundle) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  const BlackBoxVerifier& v = b->contents.blackbox();
+  EXPECT_EQ(v.features().kind(), "blackbox-probability-difference");
+  EXPECT_EQ(v.num_classes(), 10);
+  EXPECT_EQ(v.in_channels(), 3);
+  EXPECT_EQ(v.features().parameters().at("shift"), "2");
+  // Both architectures' populations (2 pairs each) and the victim.
+  EXPECT_EQ(v.population_architectures_size(), 2);
+  EXPECT_EQ(v.watermarked_models(), 5);
+  EXPECT_EQ(v.benign_models(), 4);
+  EXPECT_EQ(v.calibration_log10_p_size(), 2);
+  EXPECT_EQ(v.classifier().at("w1").shape(1), 50);
+}
+
+TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  auto file = OpenModelChannel(world->victim_path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  const std::string transcript = TempDir() + "/file.transcript.jsonl";
+  std::remove(transcript.c_str());
+  auto r = VerifyBlackBox(*b, **file, Quiet(transcript));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->mode(), "blackbox");
+  EXPECT_EQ(r->m(), 60);
+  EXPECT_EQ(r->queries(), 600);  // 60 pairs x 5 augmentations x (styled, clean)
+  EXPECT_EQ(r->suspect_sha256(), b->contents.victim_model_sha256());
+  EXPECT_TRUE(std::isfinite(r->log10_p_value()));
+  if (r->classifier_sound()) EXPECT_EQ(r->stolen(), r->p_value() < 0.01);
+  // The transcript: one line per request of 50 images, hashed in the report.
+  const std::string text = Slurp(transcript);
+  EXPECT_EQ(Lines(text), 12);
+  EXPECT_NE(text.find("\"image_sha256\""), std::string::npos);
+  EXPECT_NE(text.find("\"response_sha256\""), std::string::npos);
+  EXPECT_EQ(r->transcript_sha256().size(), 64u);
+  // Evidence is never overwritten.
+  EXPECT_EQ(VerifyBlackBox(*b, **file, Quiet(transcript)).status().code(), absl::StatusCode::kAlreadyExists);
+  // Replay: the same verdict from the transcript alone.
+  auto replay = OpenReplayChannel(transcript);
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  auto again = VerifyBlackBox(*b, **replay, Quiet());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->p_value(), r->p_value());
+  EXPECT_EQ(again->delta_mu(), r->delta_mu());
+  EXPECT_EQ(again->verdict(), r->verdict());
+  EXPECT_EQ(again->queries(), 600);
+  // A replay cannot answer images that were never asked.
+  BlackBoxOptions small = Quiet(TempDir() + "/small.transcript.jsonl");
+  std::remove(small.transcript_path.c_str());
+  small.m = 20;
+  small.seed = 5;
+  ASSERT_TRUE(VerifyBlackBox(*b, **file, small).ok());
+  auto small_replay = OpenReplayChannel(small.transcript_path);
+  ASSERT_TRUE(small_replay.ok());
+  EXPECT_EQ(VerifyBlackBox(*b, **small_replay, Quiet()).status().code(), absl::StatusCode::kNotFound);
+  // A tampered transcript is refused.
+  std::string bad = text;
+  bad[bad.find("probabilities") + 20] ^= 1;
+  std::ofstream(TempDir() + "/bad.transcript.jsonl") << bad;
+  EXPECT_EQ(OpenReplayChannel(TempDir() + "/bad.transcript.jsonl").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(WhiteBoxE2eTest, BlackBoxOverHttpMatchesTheFileAndSequentialStops) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  auto victim = LoadModel(world->victim_path);
+  auto server = PredictionServer::Start(*victim, {});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto http = OpenHttpChannel((*server)->url());
+  ASSERT_TRUE(http.ok());
+  auto over_http = VerifyBlackBox(*b, **http, Quiet());
+  ASSERT_TRUE(over_http.ok()) << over_http.status();
+  auto file = OpenModelChannel(world->victim_path);
+  auto local = VerifyBlackBox(*b, **file, Quiet());
+  ASSERT_TRUE(local.ok());
+  // The wire carries exact 8-bit images and float32 probabilities: identical evidence.
+  EXPECT_EQ(over_http->p_value(), local->p_value());
+  EXPECT_EQ(over_http->delta_mu(), local->delta_mu());
+  EXPECT_EQ((*server)->images_served(), 600);
+  EXPECT_EQ(over_http->suspect_channel(), (*server)->url());
+
+  // Sequential: never more than the cap; stops early when decisive.
+  BlackBoxOptions seq = Quiet();
+  seq.sequential = true;
+  seq.max_queries = 400;
+  auto s = VerifyBlackBox(*b, **http, seq);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->sequential());
+  EXPECT_LE(s->queries(), 400);
+  EXPECT_EQ(s->queries() % 20, 0);  // rounds of 2 pairs
+  if (s->stolen()) {
+    EXPECT_LT(s->p_value(), 0.01);
+  } else {
+    EXPECT_EQ(s->queries(), 400);
+  }
+  // A fixed-m test that does not fit under the cap is refused before any query.
+  BlackBoxOptions capped = Quiet();
+  capped.max_queries = 100;
+  EXPECT_EQ(VerifyBlackBox(*b, **http, capped).status().code(), absl::StatusCode::kResourceExhausted);
+  (*server)->Stop();
+}
+
+TEST_F(WhiteBoxE2eTest, BlackBoxRefusesLogitsAndLabels) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  auto victim = LoadModel(world->victim_path);
+  ServeOptions so;
+  so.output = "logits";
+  auto logits = PredictionServer::Start(*victim, so);
+  ASSERT_TRUE(logits.ok());
+  auto ch = OpenHttpChannel((*logits)->url());
+  auto r = VerifyBlackBox(*b, **ch, Quiet());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("logits"), std::string::npos) << r.status();
+  BlackBoxOptions accept = Quiet();
+  accept.accept_logits = true;
+  auto ok = VerifyBlackBox(*b, **ch, accept);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->softmax_applied());
+  auto file = OpenModelChannel(world->victim_path);
+  EXPECT_NEAR(ok->delta_mu(), VerifyBlackBox(*b, **file, Quiet())->delta_mu(), 1e-4);
+  so.output = "labels";
+  auto labels = PredictionServer::Start(*victim, so);
+  auto lch = OpenHttpChannel((*labels)->url());
+  auto lr = VerifyBlackBox(*b, **lch, Quiet());
+  EXPECT_EQ(lr.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(lr.status().message().find("labels only"), std::string::npos) << lr.status();
+}
+
+TEST_F(WhiteBoxE2eTest, BlackBoxOfflineExportAndImport) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  const std::string dir = TempDir() + "/queries";
+  BlackBoxOptions o = Quiet();
+  o.m = 20;
+  o.seed = 3;
+  ASSERT_TRUE(ExportQueries(*b, o, dir).ok());
+  // The suspect's owner runs their model on the PNG files and sends back a CSV.
+  auto victim = LoadModel(world->victim_path);
+  std::string csv = "id";
+  for (int j = 0; j < 10; ++j) csv += absl::StrCat(",p", j);
+  csv += "\n";
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = absl::StrFormat("q%06d", i);
+    auto img = LoadImage(dir + "/" + id + ".png");
+    ASSERT_TRUE(img.ok()) << img.status();
+    at::Tensor p = *PredictProbabilities(*victim, img->unsqueeze(0));
+    csv += id;
+    for (int j = 0; j < 10; ++j) csv += absl::StrCat(",", p[0][j].item<float>());
+    csv += "\n";
+  }
+  std::ofstream(TempDir() + "/answers.csv") << csv;
+  auto offline = OpenOfflineChannel(dir, TempDir() + "/answers.csv");
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  auto r = VerifyBlackBox(*b, **offline, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto file = OpenModelChannel(world->victim_path);
+  auto direct = VerifyBlackBox(*b, **file, o);
+  // CSV carries about 6 digits: the same evidence up to that rounding.
+  EXPECT_NEAR(r->delta_mu(), direct->delta_mu(), 1e-3);
+  EXPECT_EQ(r->stolen(), direct->stolen());
+  EXPECT_EQ(r->queries(), 200);
+}
+
+TEST_F(WhiteBoxE2eTest, BlackBoxCliWithTheServingExample) {
+  // Start move_serve on a free port, verify over HTTP with move_verify, stop it.
+  const std::string port_file = TempDir() + "/port";
+  std::remove(port_file.c_str());
+  const std::string pid_file = TempDir() + "/serve.pid";
+  ASSERT_EQ(std::system(absl::StrCat("examples/move_serve --model=", world->victim_path, " --threads=1 --port_file=",
+                                     port_file, " > ", TempDir(), "/serve.log 2>&1 & echo $! > ", pid_file)
+                            .c_str()),
+            0);
+  std::string port;
+  for (int i = 0; i < 300 && port.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    port = Slurp(port_file);
+  }
+  ASSERT_FALSE(port.empty()) << Slurp(TempDir() + "/serve.log");
+  port.erase(port.find('\n'));
+  std::string out, err;
+  const std::string report = TempDir() + "/bb_report.json";
+  const int rc = RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path, " --endpoint=http://127.0.0.1:", port,
+                                     "/v1/predict --m=20 --report=", report),
+                        &out, &err);
+  std::system(absl::StrCat("kill $(cat ", pid_file, ")").c_str());
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_NE(out.find("MOVE black-box verification of http://"), std::string::npos) << out;
+  EXPECT_NE(out.find("queries:        200"), std::string::npos) << out;
+  const std::string json = Slurp(report);
+  for (const char* key : {"\"queries\"", "\"transcript_sha256\"", "\"suspect_channel\"", "\"log10_p_value\""}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key;
+  }
+  // Replay through the CLI: no server needed any more.
+  ASSERT_EQ(RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path, " --replay=", report,
+                                ".transcript.jsonl --m=20 --report=", TempDir(), "/replay.json"),
+                   &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("replay:"), std::string::npos) << out;
+  // One channel at a time; an unreachable endpoint is one readable line.
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path, " --suspect=", world->victim_path,
+                                " --endpoint=http://127.0.0.1:1/v1/predict"),
+                   &out, &err),
+            1);
+  EXPECT_NE(err.find("exactly one of"), std::string::npos) << err;
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path,
+                                " --endpoint=http://127.0.0.1:1/v1/predict --retries=0 --transcript=", TempDir(),
+                                "/unreachable.jsonl"),
+                   &out, &err),
+            1);
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("no answer from"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace move
