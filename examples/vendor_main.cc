@@ -9,16 +9,20 @@
 //    check), and writes the signed verifier bundle.
 // 3. Verify: makes suspects (the victim, a fine-tuned copy, a distilled student) and
 //    independent models that never touched the bundle (other seed, disjoint data split,
-//    another seed on that split, a wider net), examines each with the bundle, and prints a
-//    table. Independent models must not be flagged.
+//    another seed on that split, a wider net), examines each with the bundle in white-box
+//    mode and, served over HTTP on loopback, in black-box mode (fixed m and sequential), and
+//    prints the tables. Independent models must not be flagged.
 // Writes, atomically, into --out:
 //   victim.pt                  the victim (TorchScript; torch.jit.load-able from Python)
 //   victim.move                the signed verifier bundle
 //   vendor.key, vendor.key.pub the signing key (made if --key does not exist)
 //   watermark_record.json      the owner's secret record of the embedding
 //   contact_sheet.png          originals (odd rows) over their styled versions (even rows)
-//   suspects/NAME.pt, suspects/NAME.report.json   each suspect and its verification report
+//   suspects/NAME.pt, suspects/NAME.report.json   each suspect and its white-box report
+//   suspects/NAME.{blackbox,sequential}.{report.json,transcript.jsonl}   black-box reports and
+//                              the transcripts of every query (replay with move_verify --replay)
 //   report.json                the whole run, machine-readable
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -42,11 +46,13 @@
 #include "core/files.h"
 #include "core/proto_json.h"
 #include "core/status_macros.h"
+#include "sdk/blackbox.h"
 #include "sdk/dataset.h"
 #include "sdk/embed.h"
 #include "sdk/image.h"
 #include "sdk/model.h"
 #include "sdk/runtime.h"
+#include "sdk/serving.h"
 #include "sdk/train.h"
 #include "sdk/ownership.h"
 #include "sdk/version.h"
@@ -76,6 +82,9 @@ ABSL_FLAG(std::vector<std::string>, shadow, {},
           "each adds a population to train.");
 ABSL_FLAG(std::string, key, "", "Signing key file (default OUT/vendor.key; made if missing).");
 ABSL_FLAG(bool, suspects, true, "Make and verify the suspects and independent models.");
+ABSL_FLAG(bool, blackbox, true,
+          "Also verify every suspect in black-box mode, each served over HTTP on loopback (fixed m and sequential).");
+ABSL_FLAG(int64_t, blackbox_m, 100, "Black-box verification samples (10 queries each; the paper's m = 100).");
 ABSL_FLAG(int, batch_size, 128, "Training batch size.");
 ABSL_FLAG(double, learning_rate, 0.05, "Peak SGD learning rate (cosine schedule).");
 ABSL_FLAG(int, styled_test_size, 1000, "Test images styled to measure the external feature.");
@@ -222,6 +231,7 @@ absl::Status Run() {
   bo.alpha = absl::GetFlag(FLAGS_alpha);
   bo.seed = seed;
   bo.shadow_architectures = absl::GetFlag(FLAGS_shadow);
+  bo.blackbox = absl::GetFlag(FLAGS_blackbox);
   MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildBundle(in, recipe, bo));
   const std::string bundle_path = out + "/victim.move";
   MOVE_RETURN_IF_ERROR(move::WriteBundle(contents, *key, bundle_path));
@@ -301,6 +311,9 @@ absl::Status Run() {
               "p", "log10 p", "verdict");
   google::protobuf::ListValue rows;
   int stolen_total = 0, stolen_flagged = 0, indep_total = 0, indep_flagged = 0;
+  std::vector<std::string> blackbox_lines;
+  int bb_stolen_flagged = 0, bb_indep_flagged = 0, seq_stolen_flagged = 0, seq_indep_flagged = 0;
+  std::vector<int64_t> seq_queries_stolen;
   for (Suspect& s : suspects) {
     MOVE_ASSIGN_OR_RETURN(move::EvalResult clean_eval, move::Evaluate(s.model, test_rgb));
     MOVE_ASSIGN_OR_RETURN(move::EvalResult styled_eval, move::Evaluate(s.model, styled_test));
@@ -336,7 +349,81 @@ absl::Status Run() {
       (*row.mutable_fields())["delta_mu"] = Num(r->delta_mu());
       if (s.stolen) { ++stolen_total; stolen_flagged += r->stolen(); } else { ++indep_total; indep_flagged += r->stolen(); }
     }
+    if (absl::GetFlag(FLAGS_blackbox)) {
+      // Black-box: the suspect is deployed behind the prediction protocol on loopback and
+      // examined over HTTP, once with the paper's fixed m and once sequentially.
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::PredictionServer> server, move::PredictionServer::Start(s.model, {}));
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::SuspectChannel> channel, move::OpenHttpChannel(server->url()));
+      move::BlackBoxOptions bbo;
+      bbo.m = std::min<int64_t>(absl::GetFlag(FLAGS_blackbox_m), absl::GetFlag(FLAGS_verification_samples));
+      bbo.alpha = absl::GetFlag(FLAGS_alpha);
+      bbo.device = absl::GetFlag(FLAGS_device);
+      bbo.show_progress = false;
+      const std::string base = absl::StrCat(out, "/suspects/", file);
+      bbo.transcript_path = base + ".blackbox.transcript.jsonl";
+      std::remove(bbo.transcript_path.c_str());  // this run's own output, remade
+      absl::StatusOr<move::VerificationReport> fixed = move::VerifyBlackBox(bundle, *channel, bbo);
+      move::BlackBoxOptions so = bbo;
+      so.sequential = true;
+      so.transcript_path = base + ".sequential.transcript.jsonl";
+      std::remove(so.transcript_path.c_str());
+      absl::StatusOr<move::VerificationReport> seq =
+          fixed.ok() ? move::VerifyBlackBox(bundle, *channel, so) : absl::StatusOr<move::VerificationReport>(fixed.status());
+      server->Stop();
+      if (!fixed.ok() || !seq.ok()) {
+        const absl::Status& e = fixed.ok() ? seq.status() : fixed.status();
+        blackbox_lines.push_back(absl::StrFormat("%-36s %-11s not examinable: %s", s.name, s.stolen ? "stolen" : "independent",
+                                                 e.message()));
+        (*row.mutable_fields())["blackbox_verdict"] = Str(absl::StrCat("not examinable: ", e.message()));
+      } else {
+        MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".blackbox.report.json", move::ReportToJson(*fixed)));
+        MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".sequential.report.json", move::ReportToJson(*seq)));
+        const bool fixed_ok = fixed->stolen() == s.stolen, seq_ok = seq->stolen() == s.stolen;
+        blackbox_lines.push_back(absl::StrFormat(
+            "%-36s %-11s %+9.3f %10.3g %8.2f %-11s | %7lld %10.3g  %s%s", s.name, s.stolen ? "stolen" : "independent",
+            fixed->delta_mu(), fixed->p_value(), fixed->log10_p_value(), fixed->verdict(),
+            static_cast<long long>(seq->queries()), seq->p_value(), seq->verdict(),
+            fixed_ok && seq_ok ? "" : (s.stolen ? "  <- MISSED" : "  <- FALSE POSITIVE")));
+        (*row.mutable_fields())["blackbox_verdict"] = Str(fixed->verdict());
+        (*row.mutable_fields())["blackbox_p_value"] = Num(fixed->p_value());
+        (*row.mutable_fields())["blackbox_log10_p_value"] = Num(fixed->log10_p_value());
+        (*row.mutable_fields())["blackbox_delta_mu"] = Num(fixed->delta_mu());
+        (*row.mutable_fields())["blackbox_queries"] = Num(fixed->queries());
+        (*row.mutable_fields())["sequential_verdict"] = Str(seq->verdict());
+        (*row.mutable_fields())["sequential_p_value"] = Num(seq->p_value());
+        (*row.mutable_fields())["sequential_queries"] = Num(seq->queries());
+        if (s.stolen) {
+          bb_stolen_flagged += fixed->stolen();
+          seq_stolen_flagged += seq->stolen();
+          seq_queries_stolen.push_back(seq->queries());
+        } else {
+          bb_indep_flagged += fixed->stolen();
+          seq_indep_flagged += seq->stolen();
+        }
+      }
+    }
     *rows.add_values()->mutable_struct_value() = row;
+  }
+  if (!blackbox_lines.empty()) {
+    const move::BlackBoxVerifier& bv = bundle.contents.blackbox();
+    std::printf("\nblack-box (each suspect served over HTTP on loopback; classifier held-out-model errors Type-I %.3f "
+                "Type-II %.3f, soundness check %s, calibration log10 p:",
+                bv.type1_error(), bv.type2_error(), bv.sound() ? "passed" : "FAILED");
+    for (double lp : bv.calibration_log10_p()) std::printf(" %.2f", lp);
+    std::printf(")\n%-36s %-11s %9s %10s %8s %-11s | %7s %10s  %s\n", "suspect", "truth", "delta_mu", "p (m fixed)",
+                "log10 p", "verdict", "queries", "seq. p", "sequential verdict");
+    for (const std::string& line : blackbox_lines) std::printf("%s\n", line.c_str());
+    std::sort(seq_queries_stolen.begin(), seq_queries_stolen.end());
+    const int64_t median = seq_queries_stolen.empty() ? 0 : seq_queries_stolen[seq_queries_stolen.size() / 2];
+    std::printf("black-box: stolen flagged %d/%d (sequential %d/%d, median %lld queries); independent flagged %d/%d "
+                "(sequential %d/%d)\n",
+                bb_stolen_flagged, stolen_total, seq_stolen_flagged, stolen_total, static_cast<long long>(median),
+                bb_indep_flagged, indep_total, seq_indep_flagged, indep_total);
+    fields["blackbox_stolen_flagged"] = Num(bb_stolen_flagged);
+    fields["blackbox_independent_flagged"] = Num(bb_indep_flagged);
+    fields["sequential_stolen_flagged"] = Num(seq_stolen_flagged);
+    fields["sequential_independent_flagged"] = Num(seq_indep_flagged);
+    fields["sequential_median_queries_stolen"] = Num(median);
   }
   *fields["suspects"].mutable_list_value() = rows;
   fields["stolen_flagged"] = Num(stolen_flagged);

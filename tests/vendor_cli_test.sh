@@ -16,6 +16,13 @@ done
 grep -q '"picked_indices"' "$OUT/watermark_record.json" || { echo "FAIL: record lacks picked_indices"; exit 1; }
 grep -q "independent flagged" "$OUT.log" || { cat "$OUT.log"; echo "FAIL: no summary table"; exit 1; }
 grep -q "^independent: wider net.*not examinable" "$OUT.log" || { echo "FAIL: wider net not refused"; exit 1; }
+# Black-box: every suspect (the wider net too: no architecture assumption) over HTTP, with
+# transcripts, fixed m and sequential.
+grep -q "black-box: stolen flagged" "$OUT.log" || { cat "$OUT.log"; echo "FAIL: no black-box table"; exit 1; }
+for f in independent__wider_net.blackbox.transcript.jsonl independent__wider_net.blackbox.report.json \
+         victim.sequential.transcript.jsonl victim.sequential.report.json; do
+  [ -s "$OUT/suspects/$f" ] || { echo "FAIL: missing $OUT/suspects/$f"; exit 1; }
+done
 # The report is valid JSON with both models' accuracies, and the models load in Python.
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, sys, torch
@@ -25,6 +32,12 @@ rows = {row["suspect"]: row for row in r["suspects"]}
 assert len(rows) == 7, rows.keys()
 assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
+for row in rows.values():
+    assert "blackbox_p_value" in row and "sequential_queries" in row, row
+    assert row["blackbox_queries"] == 400, row  # m = 40 samples x 10
+    assert row["sequential_queries"] <= 400, row
+bb = json.load(open(out + "/suspects/victim.blackbox.report.json"))
+assert bb["mode"] == "blackbox" and bb["transcript_sha256"], bb
 assert r["styled_images"] == 60, r["styled_images"]
 m = torch.jit.load(out + "/victim.pt")
 m.eval()

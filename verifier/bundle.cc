@@ -189,7 +189,19 @@ std::string DescribeBundle(const OpenedBundle& b) {
   for (const auto& v : c.verifiers()) {
     absl::StrAppend(&out, "verifier:          ", v.architecture(), " (", v.features().kind(), "), Type-I ",
                     v.type1_error(), ", Type-II ", v.type2_error(), ", trained on ", v.watermarked_models(), "+",
-                    v.benign_models(), " models, reference ", v.reference_model_sha256().substr(0, 16), "...\n");
+                    v.benign_models(), " models, reference ", v.reference_model_sha256().substr(0, 16), "..., ",
+                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), "\n");
+  }
+  if (c.has_blackbox() && !c.blackbox().features().kind().empty()) {
+    const BlackBoxVerifier& v = c.blackbox();
+    absl::StrAppend(&out, "black-box:         ", v.features().kind(), " (", v.num_classes(), " classes, shift ",
+                    v.features().parameters().count("shift") ? v.features().parameters().at("shift") : "?",
+                    "), Type-I ", v.type1_error(), ", Type-II ", v.type2_error(), ", trained on ", v.watermarked_models(),
+                    "+", v.benign_models(), " models of ", absl::StrJoin(v.population_architectures(), ", "),
+                    ", reference ", v.reference_architecture(), " ", v.reference_model_sha256().substr(0, 16), "..., ",
+                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), "\n");
+  } else {
+    absl::StrAppend(&out, "black-box:         none in this bundle\n");
   }
   for (const auto& [k, v] : c.metadata()) absl::StrAppend(&out, "meta ", k, ": ", v, "\n");
   return out;
