@@ -166,6 +166,22 @@ TEST(ImageTest, BadImagesAreRefused) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ImageTest, ScoreStripsDrawOneBandPerRow) {
+  ScoreRow a{{0.9, 0.95, 0.99}, {0.1, 0.05, 0.2}, true};
+  ScoreRow b{{0.1}, {0.12}, false};
+  const std::string path = TempDir() + "/scores.png";
+  ASSERT_TRUE(SaveScoreStrips(path, {a, b, {}}).ok());
+  auto img = LoadImage(path);
+  ASSERT_TRUE(img.ok()) << img.status();
+  EXPECT_EQ(img->size(2), 512);
+  EXPECT_EQ(img->size(1), 3 * 52 + 6);
+  // Red appears (the flagged suspect's bars), so does grey.
+  at::Tensor red = img->select(0, 0).gt(0.8) & img->select(0, 1).lt(0.2);
+  EXPECT_GT(red.sum().item<int64_t>(), 0);
+  EXPECT_EQ(SaveScoreStrips(path, {ScoreRow{{1.5}, {0.1}, false}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SaveScoreStrips(path, {}).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(DatasetTest, ToRgbSubsetAndValidation) {
   Dataset d;
   d.images = torch::rand({10, 1, 5, 5});

@@ -1,4 +1,5 @@
 // Image files via stb (implements sdk/image.h).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,53 @@ absl::Status SaveContactSheet(const std::string& path, const at::Tensor& origina
       all = all.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
     }
     return SavePng(path, MakeGrid(all, columns));
+  });
+}
+
+absl::Status SaveScoreStrips(const std::string& path, const std::vector<ScoreRow>& rows) {
+  constexpr int kBins = 50, kBinWidth = 10, kHalf = 22, kMargin = 6;
+  const int width = kBins * kBinWidth + 2 * kMargin, band = 2 * kHalf + 8;
+  if (rows.empty()) return absl::InvalidArgumentError("SaveScoreStrips: no rows");
+  for (const ScoreRow& r : rows) {
+    for (const auto* v : {&r.suspect, &r.reference}) {
+      for (double x : *v) {
+        if (!(x >= 0 && x <= 1)) return absl::InvalidArgumentError("SaveScoreStrips: scores must be in [0, 1]");
+      }
+    }
+  }
+  return core::GuardTorch("drawing score strips", [&]() -> absl::Status {
+    const int height = static_cast<int>(rows.size()) * band + kMargin;
+    at::Tensor img = torch::ones({3, height, width});
+    auto a = img.accessor<float, 3>();
+    auto fill = [&](int y0, int y1, int x0, int x1, float r, float g, float b) {
+      for (int y = std::max(0, y0); y < std::min(height, y1); ++y) {
+        for (int x = std::max(0, x0); x < std::min(width, x1); ++x) a[0][y][x] = r, a[1][y][x] = g, a[2][y][x] = b;
+      }
+    };
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int top = kMargin + static_cast<int>(i) * band;
+      fill(top - 1, top, kMargin, width - kMargin, 0.6f, 0.6f, 0.6f);  // band separator
+      for (double q : {0.25, 0.5, 0.75}) {
+        const int x = kMargin + static_cast<int>(q * kBins * kBinWidth);
+        fill(top, top + 2 * kHalf + 2, x, x + 1, 0.85f, 0.85f, 0.85f);
+      }
+      auto histogram = [&](const std::vector<double>& v, int baseline, float r, float g, float b) {
+        if (v.empty()) return;
+        std::vector<int> counts(kBins, 0);
+        for (double x : v) counts[std::min(kBins - 1, static_cast<int>(x * kBins))]++;
+        const int most = *std::max_element(counts.begin(), counts.end());
+        for (int k = 0; k < kBins; ++k) {
+          if (counts[k] == 0) continue;
+          const int h = std::max(1, counts[k] * (kHalf - 2) / most);
+          fill(baseline - h, baseline, kMargin + k * kBinWidth + 1, kMargin + (k + 1) * kBinWidth - 1, r, g, b);
+        }
+      };
+      const ScoreRow& row = rows[i];
+      histogram(row.reference, top + kHalf, 0.55f, 0.55f, 0.55f);
+      histogram(row.suspect, top + 2 * kHalf + 2, row.highlight ? 0.85f : 0.2f, row.highlight ? 0.15f : 0.35f,
+                row.highlight ? 0.1f : 0.8f);
+    }
+    return SavePng(path, img);
   });
 }
 

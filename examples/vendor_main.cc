@@ -7,7 +7,7 @@
 // 2. Bundle: trains watermarked and benign populations through the same training recipe,
 //    the meta-classifier, a held-out benign reference and calibration models (soundness
 //    check), and writes the signed verifier bundle.
-// 3. Verify: makes suspects (the victim, a fine-tuned copy, a distilled student) and
+// 3. Verify: makes suspects (the victim, a fine-tuned copy, distilled students) and
 //    independent models that never touched the bundle (other seed, disjoint data split,
 //    another seed on that split, a wider net), examines each with the bundle in white-box
 //    mode and, served over HTTP on loopback, in black-box mode (fixed m and sequential), and
@@ -18,6 +18,7 @@
 //   vendor.key, vendor.key.pub the signing key (made if --key does not exist)
 //   watermark_record.json      the owner's secret record of the embedding
 //   contact_sheet.png          originals (odd rows) over their styled versions (even rows)
+//   scores_whitebox.png, scores_blackbox.png   score distributions per suspect (pictures)
 //   suspects/NAME.pt, suspects/NAME.report.json   each suspect and its white-box report
 //   suspects/NAME.{blackbox,sequential}.{report.json,transcript.jsonl}   black-box reports and
 //                              the transcripts of every query (replay with move_verify --replay)
@@ -293,8 +294,12 @@ absl::Status Run() {
       ft.to(torch::kCPU);
       suspects.push_back({"fine-tuned copy", true, ft});
     }
-    MOVE_ASSIGN_OR_RETURN(torch::jit::Module student, train_with(spec, split, seed + 11, "attack: distill", &victim));
-    suspects.push_back({"distilled student", true, student});
+    // Distillation as in the paper (Hinton KD on the victim's training data, here as the
+    // victim saw it), and the harder case of an attacker with substitute data only.
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module own, train_with(spec, wm.dataset, seed + 12, "attack: distill (victim's data)", &victim));
+    suspects.push_back({"distilled student (victim's data)", true, own});
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module student, train_with(spec, split, seed + 11, "attack: distill (substitute)", &victim));
+    suspects.push_back({"distilled student (substitute data)", true, student});
     MOVE_ASSIGN_OR_RETURN(torch::jit::Module i1, train_with(spec, clean, seed + 20, "independent: other seed", nullptr));
     suspects.push_back({"independent: owner data, other seed", false, i1});
     MOVE_ASSIGN_OR_RETURN(torch::jit::Module i2, train_with(spec, split, seed + 21, "independent: disjoint split", nullptr));
@@ -312,8 +317,16 @@ absl::Status Run() {
   google::protobuf::ListValue rows;
   int stolen_total = 0, stolen_flagged = 0, indep_total = 0, indep_flagged = 0;
   std::vector<std::string> blackbox_lines;
-  int bb_stolen_flagged = 0, bb_indep_flagged = 0, seq_stolen_flagged = 0, seq_indep_flagged = 0;
+  int bb_stolen_flagged = 0, bb_indep_flagged = 0, seq_stolen_flagged = 0, seq_indep_flagged = 0, bb_stolen = 0, bb_indep = 0;
   std::vector<int64_t> seq_queries_stolen;
+  std::vector<move::ScoreRow> whitebox_scores, blackbox_scores;
+  auto score_row = [](const move::VerificationReport& r) {
+    move::ScoreRow row;
+    row.suspect.assign(r.suspect_scores().begin(), r.suspect_scores().end());
+    row.reference.assign(r.reference_scores().begin(), r.reference_scores().end());
+    row.highlight = r.stolen();
+    return row;
+  };
   for (Suspect& s : suspects) {
     MOVE_ASSIGN_OR_RETURN(move::EvalResult clean_eval, move::Evaluate(s.model, test_rgb));
     MOVE_ASSIGN_OR_RETURN(move::EvalResult styled_eval, move::Evaluate(s.model, styled_test));
@@ -332,6 +345,7 @@ absl::Status Run() {
     (*row.mutable_fields())["styled_test_accuracy"] = Num(styled_eval.accuracy);
     (*row.mutable_fields())["model_file"] = Str(path);
     if (!r.ok()) {
+      whitebox_scores.push_back({});
       std::printf("%-36s %-11s %9.4f %10.4f %9s %10s %8s  not examinable: %s\n", s.name.c_str(),
                   s.stolen ? "stolen" : "independent", clean_eval.accuracy, styled_eval.accuracy, "-", "-", "-",
                   absl::IsFailedPrecondition(r.status()) ? "architecture not covered by the bundle" : std::string(r.status().message()).c_str());
@@ -339,6 +353,7 @@ absl::Status Run() {
     } else {
       MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::StrCat(out, "/suspects/", file, ".report.json"),
                                                            move::ReportToJson(*r)));
+      whitebox_scores.push_back(score_row(*r));
       const bool correct = r->stolen() == s.stolen;
       std::printf("%-36s %-11s %9.4f %10.4f %+9.3f %10.3g %8.2f  %s%s\n", s.name.c_str(), s.stolen ? "stolen" : "independent",
                   clean_eval.accuracy, styled_eval.accuracy, r->delta_mu(), r->p_value(), r->log10_p_value(),
@@ -375,9 +390,11 @@ absl::Status Run() {
         blackbox_lines.push_back(absl::StrFormat("%-36s %-11s not examinable: %s", s.name, s.stolen ? "stolen" : "independent",
                                                  e.message()));
         (*row.mutable_fields())["blackbox_verdict"] = Str(absl::StrCat("not examinable: ", e.message()));
+        blackbox_scores.push_back({});
       } else {
         MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".blackbox.report.json", move::ReportToJson(*fixed)));
         MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".sequential.report.json", move::ReportToJson(*seq)));
+        blackbox_scores.push_back(score_row(*fixed));
         const bool fixed_ok = fixed->stolen() == s.stolen, seq_ok = seq->stolen() == s.stolen;
         blackbox_lines.push_back(absl::StrFormat(
             "%-36s %-11s %+9.3f %10.3g %8.2f %-11s | %7lld %10.3g  %s%s", s.name, s.stolen ? "stolen" : "independent",
@@ -392,6 +409,7 @@ absl::Status Run() {
         (*row.mutable_fields())["sequential_verdict"] = Str(seq->verdict());
         (*row.mutable_fields())["sequential_p_value"] = Num(seq->p_value());
         (*row.mutable_fields())["sequential_queries"] = Num(seq->queries());
+        (s.stolen ? bb_stolen : bb_indep) += 1;
         if (s.stolen) {
           bb_stolen_flagged += fixed->stolen();
           seq_stolen_flagged += seq->stolen();
@@ -417,27 +435,43 @@ absl::Status Run() {
     const int64_t median = seq_queries_stolen.empty() ? 0 : seq_queries_stolen[seq_queries_stolen.size() / 2];
     std::printf("black-box: stolen flagged %d/%d (sequential %d/%d, median %lld queries); independent flagged %d/%d "
                 "(sequential %d/%d)\n",
-                bb_stolen_flagged, stolen_total, seq_stolen_flagged, stolen_total, static_cast<long long>(median),
-                bb_indep_flagged, indep_total, seq_indep_flagged, indep_total);
+                bb_stolen_flagged, bb_stolen, seq_stolen_flagged, bb_stolen, static_cast<long long>(median),
+                bb_indep_flagged, bb_indep, seq_indep_flagged, bb_indep);
     fields["blackbox_stolen_flagged"] = Num(bb_stolen_flagged);
     fields["blackbox_independent_flagged"] = Num(bb_indep_flagged);
+    fields["blackbox_stolen_examined"] = Num(bb_stolen);
+    fields["blackbox_independent_examined"] = Num(bb_indep);
     fields["sequential_stolen_flagged"] = Num(seq_stolen_flagged);
     fields["sequential_independent_flagged"] = Num(seq_indep_flagged);
     fields["sequential_median_queries_stolen"] = Num(median);
   }
   *fields["suspects"].mutable_list_value() = rows;
+  // Pictures of the score distributions, one band per suspect in table order.
+  MOVE_RETURN_IF_ERROR(move::SaveScoreStrips(out + "/scores_whitebox.png", whitebox_scores));
+  if (!blackbox_scores.empty()) MOVE_RETURN_IF_ERROR(move::SaveScoreStrips(out + "/scores_blackbox.png", blackbox_scores));
+  std::printf("\nscore distributions: %s/scores_whitebox.png%s (one band per suspect in table order: reference grey "
+              "above, suspect below, red when flagged; score 0 left, 1 right)\n",
+              out.c_str(), blackbox_scores.empty() ? "" : absl::StrCat(", ", out, "/scores_blackbox.png").c_str());
   fields["stolen_flagged"] = Num(stolen_flagged);
   fields["stolen_examined"] = Num(stolen_total);
   fields["independent_flagged"] = Num(indep_flagged);
   fields["independent_examined"] = Num(indep_total);
   std::printf("\nstolen flagged %d/%d; independent flagged %d/%d (alpha %.2g)\n", stolen_flagged, stolen_total,
               indep_flagged, indep_total, absl::GetFlag(FLAGS_alpha));
-  if (suspects.size() > 3) {
-    const double victim_acc = fields["suspects"].list_value().values(0).struct_value().fields().at("clean_test_accuracy").number_value();
-    const double benign_acc = fields["suspects"].list_value().values(3).struct_value().fields().at("clean_test_accuracy").number_value();
-    fields["clean_accuracy_cost_points"] = Num(100 * (benign_acc - victim_acc));
-    std::printf("cost of the watermark on clean accuracy: %+.2f points (benign model on the same clean data, same recipe, minus victim)\n",
-                100 * (benign_acc - victim_acc));
+  {
+    double victim_acc = -1, benign_acc = -1;
+    for (const auto& v : fields["suspects"].list_value().values()) {
+      const auto& f = v.struct_value().fields();
+      if (f.at("suspect").string_value() == "victim") victim_acc = f.at("clean_test_accuracy").number_value();
+      if (f.at("suspect").string_value() == "independent: owner data, other seed") {
+        benign_acc = f.at("clean_test_accuracy").number_value();
+      }
+    }
+    if (victim_acc >= 0 && benign_acc >= 0) {
+      fields["clean_accuracy_cost_points"] = Num(100 * (benign_acc - victim_acc));
+      std::printf("cost of the watermark on clean accuracy: %+.2f points (benign model on the same clean data, same recipe, minus victim)\n",
+                  100 * (benign_acc - victim_acc));
+    }
   }
 
   const std::string json = move::core::ProtoToJson(report);

@@ -7,6 +7,7 @@
 #define MOVE_SDK_IMAGE_H_
 
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -31,6 +32,20 @@ at::Tensor MakeGrid(const at::Tensor& images, int columns);
 // Writes a contact sheet: rows alternate between `originals` and `styled` (both
 // N x C x H x W, same shape), `columns` images per row, scaled up by `scale` (nearest
 // neighbour) so small images stay visible.
+// One row of a score plot: meta-classifier scores in [0, 1] of a suspect and of the benign
+// reference on the same samples.
+struct ScoreRow {
+  std::vector<double> suspect, reference;
+  // Draw the suspect in red (e.g. flagged) instead of blue.
+  bool highlight = false;
+};
+
+// Writes a picture of score distributions, one band per row, top to bottom: a 50-bin
+// histogram of the reference's scores (grey) over one of the suspect's (red or blue), score 0
+// at the left and 1 at the right, with guides at 0.25, 0.5 and 0.75. kInvalidArgument for
+// scores outside [0, 1].
+absl::Status SaveScoreStrips(const std::string& path, const std::vector<ScoreRow>& rows);
+
 absl::Status SaveContactSheet(const std::string& path, const at::Tensor& originals,
                               const at::Tensor& styled, int columns, int scale = 3);
 

@@ -276,6 +276,8 @@ TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
   EXPECT_EQ(r->mode(), "blackbox");
   EXPECT_EQ(r->m(), 60);
   EXPECT_EQ(r->queries(), 600);  // 60 pairs x 5 augmentations x (styled, clean)
+  EXPECT_EQ(r->suspect_scores_size(), 60);
+  EXPECT_EQ(r->reference_scores_size(), 60);
   EXPECT_EQ(r->suspect_sha256(), b->contents.victim_model_sha256());
   EXPECT_TRUE(std::isfinite(r->log10_p_value()));
   if (r->classifier_sound()) EXPECT_EQ(r->stolen(), r->p_value() < 0.01);

@@ -10,6 +10,7 @@ QUICK=(--train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --popul
        --verification_samples=40 --threads=2)
 "$BIN" "${QUICK[@]}" --out="$OUT" > "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "FAIL: vendor run failed"; exit 1; }
 for f in victim.pt victim.move vendor.key vendor.key.pub watermark_record.json contact_sheet.png report.json \
+         scores_whitebox.png scores_blackbox.png \
          suspects/fine_tuned_copy.report.json suspects/independent__disjoint_split.report.json; do
   [ -s "$OUT/$f" ] || { echo "FAIL: missing $OUT/$f"; exit 1; }
 done
@@ -29,7 +30,7 @@ import json, sys, torch
 out = sys.argv[1]
 r = json.load(open(out + "/report.json"))
 rows = {row["suspect"]: row for row in r["suspects"]}
-assert len(rows) == 7, rows.keys()
+assert len(rows) == 8, rows.keys()
 assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
 for row in rows.values():

@@ -379,23 +379,8 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   for (int64_t i = 0; i < pairs; ++i) mean_s += suspect_scores[i] / pairs, mean_r += paired_ref[i] / pairs;
   rep.set_suspect_mean_score(mean_s);
   rep.set_reference_mean_score(mean_r);
-  rep.set_classifier_sound(v.sound());
-  auto minimum = MinimumSamples(v.type1_error(), v.type2_error(), o.alpha);
-  rep.set_minimum_m(minimum.ok() ? *minimum : 0);
-  rep.set_m_below_minimum(!minimum.ok() || pairs < *minimum);
-  if (rep.m_below_minimum() && !(o.sequential && reject)) {
-    rep.add_warnings(minimum.ok() ? absl::StrCat("m = ", pairs, " is below the ", *minimum,
-                                                 " samples Theorem 1 asks for with this classifier's validation errors")
-                                  : absl::StrCat("Theorem 1: ", minimum.status().message()));
-  }
-  if (!v.sound()) {
-    rep.set_stolen(false);
-    rep.set_verdict(absl::StrCat("inconclusive: the bundle's black-box classifier failed its soundness check (",
-                                 v.unsound_reason(), "); no theft is claimed from it"));
-  } else {
-    rep.set_stolen(reject);
-    rep.set_verdict(reject ? "stolen" : "not stolen");
-  }
+  Decide(reject, v.sound(), v.unsound_reason(), "black-box", v.type1_error(), v.type2_error(), o.alpha,
+         /*warn_below_minimum=*/!(o.sequential && reject), &rep);
   rep.set_queries(queries);
   rep.set_max_queries(max_queries);
   rep.set_sequential(o.sequential);
@@ -408,16 +393,10 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
     MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(o.transcript_path));
     rep.set_transcript_sha256(core::Sha256Hex(text));
   }
-  rep.set_bundle_sha256(bundle.file_sha256);
   rep.set_suspect_sha256(channel.ModelSha256());
-  rep.set_signer_fingerprint(bundle.signer_fingerprint);
-  rep.set_signer_pinned(bundle.signer_pinned);
-  if (!bundle.signer_pinned) rep.add_warnings("the bundle's signer was not checked against the vendor's public key");
-  rep.set_sdk_version(kSdkVersion);
-  rep.set_seed(o.seed);
-  rep.set_device(o.device);
-  rep.set_threads(NumThreads());
-  rep.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  rep.mutable_suspect_scores()->Add(suspect_scores.begin(), suspect_scores.end());
+  rep.mutable_reference_scores()->Add(paired_ref.begin(), paired_ref.end());
+  FillProvenance(bundle, o.seed, o.device, start, &rep);
   return rep;
 }
 

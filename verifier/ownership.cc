@@ -114,6 +114,41 @@ absl::StatusOr<at::Tensor> VerificationSubset(int64_t available, int64_t m, uint
                          .sort());
 }
 
+void Decide(bool reject, bool sound, const std::string& unsound_reason, const char* which, double type1, double type2,
+            double alpha, bool warn_below_minimum, VerificationReport* r) {
+  r->set_classifier_sound(sound);
+  auto minimum = MinimumSamples(type1, type2, alpha);
+  r->set_minimum_m(minimum.ok() ? *minimum : 0);
+  r->set_m_below_minimum(!minimum.ok() || r->m() < *minimum);
+  if (r->m_below_minimum() && warn_below_minimum) {
+    r->add_warnings(minimum.ok() ? absl::StrCat("m = ", r->m(), " is below the ", *minimum,
+                                                " samples Theorem 1 asks for with this classifier's validation errors (Type-I ",
+                                                type1, ", Type-II ", type2, ")")
+                                 : absl::StrCat("Theorem 1: ", minimum.status().message()));
+  }
+  if (!sound) {
+    r->set_stolen(false);
+    r->set_verdict(absl::StrCat("inconclusive: the bundle's ", which, " classifier failed its soundness check (",
+                                unsound_reason, "); no theft is claimed from it"));
+  } else {
+    r->set_stolen(reject);
+    r->set_verdict(reject ? "stolen" : "not stolen");
+  }
+}
+
+void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string& device,
+                    std::chrono::steady_clock::time_point start, VerificationReport* r) {
+  r->set_bundle_sha256(bundle.file_sha256);
+  r->set_signer_fingerprint(bundle.signer_fingerprint);
+  r->set_signer_pinned(bundle.signer_pinned);
+  if (!bundle.signer_pinned) r->add_warnings("the bundle's signer was not checked against the vendor's public key");
+  r->set_sdk_version(kSdkVersion);
+  r->set_seed(seed);
+  r->set_device(device);
+  r->set_threads(NumThreads());
+  r->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 }  // namespace verifier_internal
 
 namespace {
@@ -419,24 +454,8 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
   r.set_test(t.method);
   r.set_suspect_mean_score(ss.mean().item<double>());
   r.set_reference_mean_score(sr.mean().item<double>());
-  r.set_classifier_sound(v->sound());
-  auto minimum = verifier_internal::MinimumSamples(v->type1_error(), v->type2_error(), options.alpha);
-  r.set_minimum_m(minimum.ok() ? *minimum : 0);
-  r.set_m_below_minimum(!minimum.ok() || m < *minimum);
-  if (r.m_below_minimum()) {
-    r.add_warnings(minimum.ok() ? absl::StrCat("m = ", m, " is below the ", *minimum,
-                                               " samples Theorem 1 asks for with this classifier's validation errors (Type-I ",
-                                               v->type1_error(), ", Type-II ", v->type2_error(), ")")
-                                : absl::StrCat("Theorem 1: ", minimum.status().message()));
-  }
-  if (!v->sound()) {
-    r.set_stolen(false);
-    r.set_verdict(absl::StrCat("inconclusive: the bundle's white-box classifier failed its soundness check (",
-                               v->unsound_reason(), "); no theft is claimed from it"));
-  } else {
-    r.set_stolen(t.reject);
-    r.set_verdict(t.reject ? "stolen" : "not stolen");
-  }
+  verifier_internal::Decide(t.reject, v->sound(), v->unsound_reason(), "white-box", v->type1_error(), v->type2_error(),
+                            options.alpha, /*warn_below_minimum=*/true, &r);
   if (options.reference_compatible) {
     auto rc = verifier_internal::ReferenceCompatibleTest(a, b, 40, std::min<int64_t>(10, m), options.seed);
     if (rc.ok()) {
@@ -444,17 +463,11 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
       r.set_reference_compatible_delta_mu(rc->mean_delta_mu);
     }
   }
-  r.set_bundle_sha256(bundle.file_sha256);
   r.set_suspect_sha256(core::Sha256Hex(suspect_bytes));
   r.set_suspect_path(suspect_path);
-  r.set_signer_fingerprint(bundle.signer_fingerprint);
-  r.set_signer_pinned(bundle.signer_pinned);
-  if (!bundle.signer_pinned) r.add_warnings("the bundle's signer was not checked against the vendor's public key");
-  r.set_sdk_version(kSdkVersion);
-  r.set_seed(options.seed);
-  r.set_device(options.device);
-  r.set_threads(NumThreads());
-  r.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  r.mutable_suspect_scores()->Add(a.begin(), a.end());
+  r.mutable_reference_scores()->Add(b.begin(), b.end());
+  verifier_internal::FillProvenance(bundle, options.seed, options.device, start, &r);
   return r;
 }
 

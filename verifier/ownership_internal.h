@@ -2,6 +2,7 @@
 #ifndef MOVE_VERIFIER_OWNERSHIP_INTERNAL_H_
 #define MOVE_VERIFIER_OWNERSHIP_INTERNAL_H_
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "sdk/bundle.pb.h"
 #include "sdk/ownership.h"
+#include "sdk/report.pb.h"
 
 namespace move::verifier_internal {
 
@@ -43,6 +45,16 @@ std::string VerificationSamplesSha(const at::Tensor& xs, const at::Tensor& xc, c
 // Indices (sorted) of the m samples out of `available` a verification with `seed` uses; all
 // of them when m == available. kInvalidArgument for m outside [2, available].
 absl::StatusOr<at::Tensor> VerificationSubset(int64_t available, int64_t m, uint64_t seed);
+
+// The decision part of a report (r->m() must be set): Theorem 1's minimum m (warning when
+// m is below it and `warn_below_minimum`), the verdict, and "inconclusive" instead of a theft
+// claim when the classifier failed its soundness check. `which`: "white-box" or "black-box".
+void Decide(bool reject, bool sound, const std::string& unsound_reason, const char* which, double type1, double type2,
+            double alpha, bool warn_below_minimum, VerificationReport* r);
+
+// Provenance of a report: bundle hash and signer, SDK version, seed, device, threads, seconds.
+void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string& device,
+                    std::chrono::steady_clock::time_point start, VerificationReport* r);
 
 // Builds the black-box verifier from every architecture's populations (first entry: the
 // victim's architecture, whose reference becomes the black-box reference).
