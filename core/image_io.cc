@@ -1,5 +1,6 @@
 // Image files via stb (implements sdk/image.h).
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -141,7 +142,8 @@ absl::Status SaveScoreStrips(const std::string& path, const std::vector<ScoreRow
         const int most = *std::max_element(counts.begin(), counts.end());
         for (int k = 0; k < kBins; ++k) {
           if (counts[k] == 0) continue;
-          const int h = std::max(1, counts[k] * (kHalf - 2) / most);
+          // Square-root scale: a few stray scores stay visible next to a full bin.
+          const int h = std::max(2, static_cast<int>(std::lround(std::sqrt(static_cast<double>(counts[k]) / most) * (kHalf - 2))));
           fill(baseline - h, baseline, kMargin + k * kBinWidth + 1, kMargin + (k + 1) * kBinWidth - 1, r, g, b);
         }
       };

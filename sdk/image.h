@@ -41,7 +41,7 @@ struct ScoreRow {
 };
 
 // Writes a picture of score distributions, one band per row, top to bottom: a 50-bin
-// histogram of the reference's scores (grey) over one of the suspect's (red or blue), score 0
+// square-root-scaled histogram of the reference's scores (grey) over one of the suspect's (red or blue), score 0
 // at the left and 1 at the right, with guides at 0.25, 0.5 and 0.75. kInvalidArgument for
 // scores outside [0, 1].
 absl::Status SaveScoreStrips(const std::string& path, const std::vector<ScoreRow>& rows);
