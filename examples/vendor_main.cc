@@ -75,6 +75,8 @@ ABSL_FLAG(int, train_size, 15000,
           "Owner's training images (seeded subset of the training set); the next as many form the disjoint split "
           "that independent models and attackers use.");
 ABSL_FLAG(int, population, 4, "Watermarked and benign models each in the bundle's population.");
+ABSL_FLAG(int, students, 0,
+          "Students per side distilled from watermarked and benign population members (classifier training only).");
 ABSL_FLAG(int, calibration, 2, "Benign calibration models for the bundle's soundness check.");
 ABSL_FLAG(int, verification_samples, 200, "Styled held-out test images stored in the bundle.");
 ABSL_FLAG(double, alpha, 0.01, "Significance level.");
@@ -233,7 +235,13 @@ absl::Status Run() {
   bo.seed = seed;
   bo.shadow_architectures = absl::GetFlag(FLAGS_shadow);
   bo.blackbox = absl::GetFlag(FLAGS_blackbox);
-  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildBundle(in, recipe, bo));
+  bo.student_members = absl::GetFlag(FLAGS_students);
+  move::DistillationRecipe distill = [&](const move::ModelSpec& arch, const move::Dataset& data, uint64_t s,
+                                         const torch::jit::Module& teacher) {
+    torch::jit::Module t = teacher;
+    return train_with(arch, data, s, absl::StrCat("recipe student ", move::ModelSpecName(arch), " seed ", s), &t);
+  };
+  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildBundle(in, recipe, bo, distill));
   const std::string bundle_path = out + "/victim.move";
   MOVE_RETURN_IF_ERROR(move::WriteBundle(contents, *key, bundle_path));
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(bundle_path, key->public_key));

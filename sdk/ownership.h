@@ -49,9 +49,20 @@ namespace move {
 using TrainingRecipe = std::function<absl::StatusOr<torch::jit::Module>(
     const ModelSpec& arch, const Dataset& train_set, uint64_t seed)>;
 
+// Optional: trains a student of `arch` on `train_set` by distillation from `teacher` with the
+// vendor's recipe (e.g. move::TrainOptions::teacher). With it and student_members > 0, the
+// populations also hold students of watermarked and of benign models, so that the
+// classifiers learn what a distilled copy looks like, and that being a student alone is not
+// evidence.
+using DistillationRecipe = std::function<absl::StatusOr<torch::jit::Module>(
+    const ModelSpec& arch, const Dataset& train_set, uint64_t seed, const torch::jit::Module& teacher)>;
+
 struct BuildBundleOptions {
   // K: watermarked and benign models each in the population. Default: 4.
   int population = 4;
+  // Students per side (watermarked, benign) and architecture, made with the distillation
+  // recipe; they join classifier training only. Default: 0.
+  int student_members = 0;
   // Benign models trained only to check soundness (never used by the classifier). Default: 2.
   int calibration_models = 2;
   // Styled training images per model for classifier training. Default: 600.
@@ -107,7 +118,8 @@ struct BuildBundleInputs {
 // options.blackbox is false) the black-box one, the references, runs the soundness checks and
 // returns the bundle contents (sign them with WriteBundle).
 absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& inputs, const TrainingRecipe& recipe,
-                                                   const BuildBundleOptions& options = {});
+                                                   const BuildBundleOptions& options = {},
+                                                   const DistillationRecipe& distill = nullptr);
 
 struct VerifyOptions {
   // Verification samples to use; 0 = all in the bundle. Default: 0.

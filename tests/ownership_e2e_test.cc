@@ -280,7 +280,9 @@ TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
   EXPECT_EQ(r->reference_scores_size(), 60);
   EXPECT_EQ(r->suspect_sha256(), b->contents.victim_model_sha256());
   EXPECT_TRUE(std::isfinite(r->log10_p_value()));
-  if (r->classifier_sound()) EXPECT_EQ(r->stolen(), r->p_value() < 0.01);
+  if (r->classifier_sound()) {
+    EXPECT_EQ(r->stolen(), r->p_value() < 0.01);
+  }
   // The transcript: one line per request of 50 images, hashed in the report.
   const std::string text = Slurp(transcript);
   EXPECT_EQ(Lines(text), 12);

@@ -111,6 +111,15 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
         progress.Update(++done);
       }
     }
+    for (size_t j = 0; j < pop.students_watermarked.size(); ++j) {
+      for (int label = 1; label >= 0; --label) {
+        MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(label ? pop.students_watermarked[j] : pop.students_benign[j],
+                                                          train.styled, train.clean, shift));
+        train_x.push_back(f);
+        train_y.push_back(torch::full({p}, label, torch::kInt64));
+        (label ? watermarked : benign) += 1;
+      }
+    }
     if (pop.is_victim && o.victim_in_population) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(pop.positive, train.styled, train.clean, shift));
       extra_x.push_back(f);

@@ -167,8 +167,8 @@ struct SharedSamples {
 // fills `v`. `victim` is the positive control: the real victim for its architecture, a shadow
 // victim otherwise.
 absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* victim, const BuildBundleInputs& in,
-                           const TrainingRecipe& recipe, const BuildBundleOptions& o, const std::string& kind,
-                           const SharedSamples& samples, uint64_t base, ArchitectureVerifier* v,
+                           const TrainingRecipe& recipe, const DistillationRecipe& distill, const BuildBundleOptions& o,
+                           const std::string& kind, const SharedSamples& samples, uint64_t base, ArchitectureVerifier* v,
                            verifier_internal::PopulationModels* models) {
   MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, o.max_units));
   const Dataset clean = ToRgb(*in.clean_train);
@@ -194,6 +194,24 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     MOVE_ASSIGN_OR_RETURN(auto m, train(clean, base + 300 + i, "calibration"));
     calibration.push_back(m);
   }
+  // Students: distilled from population members that are not held out, on the teacher's
+  // own training data; as many of benign teachers as of watermarked ones, so that being a
+  // student is not itself evidence.
+  std::vector<torch::jit::Module> students_w, students_b;
+  if (distill) {
+    for (int j = 0; j < o.student_members; ++j) {
+      const int t = j % std::max(1, o.population - 1);
+      for (int label = 1; label >= 0; --label) {
+        absl::StatusOr<torch::jit::Module> m = distill(spec, label ? marked : clean, base + (label ? 600 : 700) + j,
+                                                       label ? watermarked[t] : benign[t]);
+        if (!m.ok()) {
+          return absl::Status(m.status().code(), absl::StrCat("distillation recipe (", arch, "): ", m.status().message()));
+        }
+        m->eval();
+        (label ? students_w : students_b).push_back(*m);
+      }
+    }
+  }
   torch::jit::Module positive;
   if (victim != nullptr) {
     positive = *victim;
@@ -204,6 +222,8 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
   models->watermarked = watermarked;
   models->benign = benign;
   models->calibration = calibration;
+  models->students_watermarked = students_w;
+  models->students_benign = students_b;
   models->reference = reference;
   models->positive = positive;
   models->is_victim = victim != nullptr;
@@ -221,6 +241,14 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
         (held_out ? val_y : train_y).push_back(torch::full({p}, label, torch::kInt64));
       }
       progress.Update(2 * (i + 1));
+    }
+    for (size_t j = 0; j < students_w.size(); ++j) {
+      for (int label = 1; label >= 0; --label) {
+        MOVE_ASSIGN_OR_RETURN(at::Tensor f, Features(kind, extractor, label ? students_w[j] : students_b[j],
+                                                     samples.train_styled, samples.train_clean, samples.train_labels));
+        train_x.push_back(f);
+        train_y.push_back(torch::full({p}, label, torch::kInt64));
+      }
     }
     progress.Finish();
     verifier_internal::MetaClassifierOptions mo;
@@ -271,8 +299,8 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     v->set_reference_model(std::move(ref_bytes));
     v->set_type1_error(errors.type1);
     v->set_type2_error(errors.type2);
-    v->set_watermarked_models(o.population);
-    v->set_benign_models(o.population);
+    v->set_watermarked_models(o.population + static_cast<int>(students_w.size()));
+    v->set_benign_models(o.population + static_cast<int>(students_b.size()));
     v->set_sound(true);
     for (size_t i = 0; i < calibration.size(); ++i) {
       MOVE_ASSIGN_OR_RETURN(auto r, test(calibration[i]));
@@ -292,12 +320,16 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
 }  // namespace
 
 absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
-                                                   const BuildBundleOptions& o) {
+                                                   const BuildBundleOptions& o, const DistillationRecipe& distill) {
   if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
     return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
   }
   if (!recipe) return absl::InvalidArgumentError("recipe: required");
   if (o.population < 2) return absl::InvalidArgumentError("population: must be >= 2 (one pair is held out for validation)");
+  if (o.student_members < 0) return absl::InvalidArgumentError("student_members: must be >= 0");
+  if (o.student_members > 0 && !distill) {
+    return absl::InvalidArgumentError("student_members: needs a distillation recipe");
+  }
   if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
   if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
   if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
@@ -350,10 +382,10 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   c.set_style_image_sha256(core::TensorSha256(in.style_image));
   *c.mutable_watermark_record() = in.watermark->record;
   std::vector<verifier_internal::PopulationModels> populations(1 + shadows.size());
-  MOVE_RETURN_IF_ERROR(BuildVerifier(in.spec, &victim, in, recipe, o, kind, samples, base, c.add_verifiers(),
+  MOVE_RETURN_IF_ERROR(BuildVerifier(in.spec, &victim, in, recipe, distill, o, kind, samples, base, c.add_verifiers(),
                                      &populations[0]));
   for (size_t i = 0; i < shadows.size(); ++i) {
-    MOVE_RETURN_IF_ERROR(BuildVerifier(shadows[i], nullptr, in, recipe, o, kind, samples, base + 10000 * (i + 1),
+    MOVE_RETURN_IF_ERROR(BuildVerifier(shadows[i], nullptr, in, recipe, distill, o, kind, samples, base + 10000 * (i + 1),
                                        c.add_verifiers(), &populations[i + 1]));
   }
   if (o.blackbox) {
@@ -376,6 +408,7 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   meta["shadow_architectures"] = absl::StrJoin(o.shadow_architectures, ",");
   meta["victim_in_population"] = o.victim_in_population ? "true" : "false";
   meta["blackbox"] = o.blackbox ? "true" : "false";
+  meta["student_members"] = absl::StrCat(distill ? o.student_members : 0);
   meta["threads"] = absl::StrCat(NumThreads());
   meta["runtime"] = RuntimeDescription();
   return c;

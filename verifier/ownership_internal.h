@@ -26,6 +26,8 @@ struct SampleSet {
 struct PopulationModels {
   std::string architecture;
   std::vector<torch::jit::Module> watermarked, benign, calibration;
+  // Students distilled from watermarked / benign members (training only, never validation).
+  std::vector<torch::jit::Module> students_watermarked, students_benign;
   torch::jit::Module reference;
   // The victim (for the victim's architecture) or a shadow victim; `is_victim` tells which.
   torch::jit::Module positive;
