@@ -61,7 +61,10 @@ struct BuildBundleOptions {
   // K: watermarked and benign models each in the population. Default: 4.
   int population = 4;
   // Students per side (watermarked, benign) and architecture, made with the distillation
-  // recipe; they join classifier training only. Default: 0.
+  // recipe; they join classifier training only. Default: 0. Measured in the main job
+  // (--students=2): white-box then flags the student distilled on the victim's data (p 1e-5,
+  // missed without) but also flagged an independent model (p 3e-9) that the calibration
+  // check did not foresee; black-box gained nothing. An experiment, not a default.
   int student_members = 0;
   // Benign models trained only to check soundness (never used by the classifier). Default: 2.
   int calibration_models = 2;

@@ -165,6 +165,21 @@ TEST_F(WhiteBoxE2eTest, VerifiesTheVictimWithAFullReport) {
   EXPECT_EQ(VerifyWhiteBox(*b, world->victim_path, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
+  BuildBundleInputs in;
+  in.watermark = &world->wm;
+  in.clean_train = &world->train;
+  in.clean_test = &world->test;
+  in.spec = world->spec;
+  in.victim_model_path = world->victim_path;
+  BuildBundleOptions bo;
+  bo.student_members = 1;
+  TrainingRecipe recipe = [](const ModelSpec& arch, const Dataset& d, uint64_t seed) { return Recipe(arch, d, seed); };
+  auto r = BuildBundle(in, recipe, bo);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("distillation recipe"), std::string::npos) << r.status();
+}
+
 TEST_F(WhiteBoxE2eTest, UnsoundBundleNeverClaimsTheft) {
   BundleContents c = world->contents;
   c.mutable_verifiers(0)->set_sound(false);
