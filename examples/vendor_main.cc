@@ -7,7 +7,8 @@
 // 2. Bundle: trains watermarked and benign populations through the same training recipe,
 //    the meta-classifier, a held-out benign reference and calibration models (soundness
 //    check), and writes the signed verifier bundle.
-// 3. Verify: makes suspects (the victim, a fine-tuned copy, distilled students) and
+// 3. Verify: makes suspects (the victim, a fine-tuned copy, distilled students, logit- and
+//    label-query students) and
 //    independent models that never touched the bundle (other seed, disjoint data split,
 //    another seed on that split, a wider net), examines each with the bundle in white-box
 //    mode and, served over HTTP on loopback, in black-box mode (fixed m and sequential), and
@@ -57,6 +58,7 @@
 #include "sdk/train.h"
 #include "sdk/ownership.h"
 #include "sdk/version.h"
+#include "redteam/attacks.h"
 
 ABSL_FLAG(std::string, data_dir, move::kDefaultFashionMnistDir,
           "Fashion-MNIST directory (gzip IDX files), or CIFAR-10 binary batches with --dataset=cifar10.");
@@ -291,23 +293,32 @@ absl::Status Run() {
     at::Tensor rest = owner_mask.logical_not().nonzero().squeeze(1).narrow(0, 0, n);
     MOVE_ASSIGN_OR_RETURN(move::Dataset split, move::SelectSamples(full, rest));
     split = move::ToRgb(split);
-    {
-      torch::jit::Module ft = victim.deepcopy();  // clone() would share the victim's tensors
+    // Stealing attacks (redteam/attacks.h) with the owner's recipe.
+    move::redteam::AttackInputs attack;
+    attack.victim = &victim;
+    attack.student = spec;
+    attack.victim_data = &wm.dataset;  // the victim's training data, as the victim saw it
+    attack.substitute = &split;        // data the victim never saw
+    auto steal = [&](const std::string& name, const std::string& row, uint64_t s, int epochs,
+                     const move::redteam::AttackInputs& in) -> absl::Status {
       move::TrainOptions o = to;
-      o.epochs = 1;
-      o.learning_rate = to.learning_rate * 0.2;
-      o.seed = seed + 10;
-      o.label = "attack: fine-tune";
-      MOVE_RETURN_IF_ERROR(move::TrainModel(ft, split, o).status());
-      ft.to(torch::kCPU);
-      suspects.push_back({"fine-tuned copy", true, ft});
-    }
-    // Distillation as in the paper (Hinton KD on the victim's training data, here as the
-    // victim saw it), and the harder case of an attacker with substitute data only.
-    MOVE_ASSIGN_OR_RETURN(torch::jit::Module own, train_with(spec, wm.dataset, seed + 12, "attack: distill (victim's data)", &victim));
-    suspects.push_back({"distilled student (victim's data)", true, own});
-    MOVE_ASSIGN_OR_RETURN(torch::jit::Module student, train_with(spec, split, seed + 11, "attack: distill (substitute)", &victim));
-    suspects.push_back({"distilled student (substitute data)", true, student});
+      o.seed = s;
+      o.epochs = epochs;
+      o.label = "attack: " + row;
+      MOVE_ASSIGN_OR_RETURN(torch::jit::Module m, move::redteam::RunAttack(name, in, o));
+      suspects.push_back({row, true, m});
+      return absl::OkStatus();
+    };
+    MOVE_RETURN_IF_ERROR(steal("fine-tune", "fine-tuned copy", seed + 10, 1, attack));
+    // Distillation as in the paper (Hinton KD on the victim's training data), and the harder
+    // case of an attacker who distils on substitute data only.
+    MOVE_RETURN_IF_ERROR(steal("distill", "distilled student (victim's data)", seed + 12, to.epochs, attack));
+    move::redteam::AttackInputs substitute_only = attack;
+    substitute_only.victim_data = &split;
+    MOVE_RETURN_IF_ERROR(steal("distill", "distilled student (substitute data)", seed + 11, to.epochs, substitute_only));
+    // Query stealing through a prediction API, on substitute data (../shared/FINDINGS.md 4).
+    MOVE_RETURN_IF_ERROR(steal("logit-query", "logit-query student", seed + 13, to.epochs, attack));
+    MOVE_RETURN_IF_ERROR(steal("label-query", "label-query student", seed + 14, to.epochs, attack));
     MOVE_ASSIGN_OR_RETURN(torch::jit::Module i1, train_with(spec, clean, seed + 20, "independent: other seed", nullptr));
     suspects.push_back({"independent: owner data, other seed", false, i1});
     MOVE_ASSIGN_OR_RETURN(torch::jit::Module i2, train_with(spec, split, seed + 21, "independent: disjoint split", nullptr));

@@ -30,7 +30,7 @@ import json, sys, torch
 out = sys.argv[1]
 r = json.load(open(out + "/report.json"))
 rows = {row["suspect"]: row for row in r["suspects"]}
-assert len(rows) == 8, rows.keys()
+assert len(rows) == 10, rows.keys()
 assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
 for row in rows.values():
