@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include "sdk/dataset.h"
+#include "sdk/embed.h"
+#include "sdk/image.h"
 #include "sdk/model.h"
 #include "sdk/runtime.h"
 #include "sdk/train.h"
@@ -17,6 +19,7 @@ struct Fixture {
   torch::jit::Module victim;
   ModelSpec spec;
   TrainOptions recipe;
+  AttackOptions options;
 };
 
 Fixture& F() {
@@ -24,10 +27,11 @@ Fixture& F() {
     EXPECT_TRUE(SetNumThreads(2).ok());
     auto* x = new Fixture;
     Dataset all = *SampleSubset(*LoadFashionMnist(kDefaultFashionMnistDir, Split::kTrain), 600, 3);
+    all = ToRgb(all);
     x->owner = *SelectSamples(all, torch::arange(0, 300, torch::kInt64));
     x->substitute = *SelectSamples(all, torch::arange(300, 600, torch::kInt64));
     x->spec = *ParseModelSpec("cnn");
-    x->spec.in_channels = 1;
+    x->spec.in_channels = 3;
     x->spec.seed = 1;
     x->victim = *CreateModel(x->spec);
     x->recipe.epochs = 4;
@@ -35,6 +39,15 @@ Fixture& F() {
     x->recipe.seed = 5;
     x->recipe.show_progress = false;
     EXPECT_TRUE(TrainModel(x->victim, x->owner, x->recipe).ok());
+    // Small settings of the attacks that are not a training recipe.
+    x->options.zero_shot_rounds = 40;
+    x->options.zero_shot_batch = 32;
+    x->options.zero_shot_student_steps = 3;
+    x->options.attacker_style = *LoadImage("testdata/style_pool.png");
+    x->options.style_fit_steps = 20;
+    x->options.removal_samples = 20;
+    x->options.removal_iterations = 40;
+    x->options.benign_rate = 0.5;
     return x;
   }();
   return *f;
@@ -46,6 +59,7 @@ AttackInputs Inputs() {
   in.student = F().spec;
   in.victim_data = &F().owner;
   in.substitute = &F().substitute;
+  in.victim_spec = F().spec;
   return in;
 }
 
@@ -75,13 +89,14 @@ TEST(AttacksTest, CopyIsExactAndIndependentOfTheVictim) {
 TEST(AttacksTest, EveryAttackLeavesTheVictimUntouchedAndReturnsAWorkingModel) {
   const auto before = Params(F().victim);
   for (const std::string& name : AttackNames()) {
-    auto m = RunAttack(name, Inputs(), F().recipe);
+    auto m = RunAttack(name, Inputs(), F().recipe, F().options);
     ASSERT_TRUE(m.ok()) << name << ": " << m.status();
     EXPECT_EQ(CountParameters(*m), CountParameters(F().victim)) << name;
-    // Every attack imitates the victim: its answers agree with the victim's far above chance.
+    // Every attack but the data-free one (40 rounds here) imitates the victim: its answers
+    // agree with the victim's far above chance.
     at::Tensor mine = PredictProbabilities(*m, F().substitute.images)->argmax(1);
     at::Tensor theirs = PredictProbabilities(F().victim, F().substitute.images)->argmax(1);
-    EXPECT_GT(mine.eq(theirs).to(torch::kFloat32).mean().item<float>(), 0.3) << name;
+    if (name != "zero-shot") EXPECT_GT(mine.eq(theirs).to(torch::kFloat32).mean().item<float>(), 0.3) << name;
     if (name != "copy") EXPECT_FALSE(SameParams(Params(*m), before)) << name;
   }
   EXPECT_TRUE(SameParams(Params(F().victim), before));
@@ -102,6 +117,89 @@ TEST(AttacksTest, QueryAttacksNeverSeeTheTrueLabels) {
   // The fine-tune attack does use them.
   auto x = RunAttack("fine-tune", a, F().recipe), y = RunAttack("fine-tune", b, F().recipe);
   EXPECT_FALSE(SameParams(Params(*x), Params(*y)));
+}
+
+double LogitDistance(torch::jit::Module& a, torch::jit::Module& b, const at::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  a.eval();
+  b.eval();
+  return (a.forward({x}).toTensor() - b.forward({x}).toTensor()).abs().mean().item<double>();
+}
+
+TEST(AttacksTest, ZeroShotIsDataFreeDeterministicAndLearns) {
+  // Only the image shape of the data is read: noise in place of the substitute images gives
+  // a bit-identical student.
+  Dataset noise = F().substitute;
+  noise.images = torch::rand(noise.images.sizes());
+  AttackInputs a = Inputs(), b = Inputs();
+  b.substitute = &noise;
+  auto x = RunAttack("zero-shot", a, F().recipe, F().options);
+  auto y = RunAttack("zero-shot", b, F().recipe, F().options);
+  ASSERT_TRUE(x.ok() && y.ok()) << x.status() << y.status();
+  EXPECT_TRUE(SameParams(Params(*x), Params(*y)));
+  // It moved towards the victim on real images it never saw.
+  ModelSpec s = F().spec;
+  s.seed = F().recipe.seed;
+  torch::jit::Module fresh = *CreateModel(s);
+  EXPECT_TRUE(RecalibrateBatchNorm(fresh, F().owner, 5, 64).ok());
+  const at::Tensor real = F().owner.images.narrow(0, 0, 200);
+  EXPECT_LT(LogitDistance(*x, F().victim, real), LogitDistance(fresh, F().victim, real));
+  AttackOptions bad = F().options;
+  bad.zero_shot_rounds = 0;
+  EXPECT_EQ(RunAttack("zero-shot", a, F().recipe, bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AttacksTest, StyleRemovalMakesStyledAndCleanLookAlike) {
+  auto m = RunAttack("style-removal", Inputs(), F().recipe, F().options);
+  ASSERT_TRUE(m.ok()) << m.status();
+  // Styled with the attacker's style (what the attack trained against), on held-out images.
+  EmbedDatasetOptions eo;
+  eo.gamma = 0.05;
+  eo.texture.fit_steps = 20;
+  eo.show_progress = false;
+  auto style = EmbedDataset(F().owner, F().options.attacker_style, eo);
+  ASSERT_TRUE(style.ok());
+  const at::Tensor clean = F().owner.images.narrow(0, 0, 200);
+  const at::Tensor styled = *style->StyleImages(clean);
+  auto gap = [&](torch::jit::Module& model) {
+    at::Tensor p = *PredictProbabilities(model, clean), q = *PredictProbabilities(model, styled);
+    return (p - q).abs().sum(1).mean().item<double>();
+  };
+  EXPECT_LT(gap(*m), gap(F().victim));
+}
+
+TEST(AttacksTest, AdaptiveAttacksCheckTheirOptions) {
+  AttackOptions o = F().options;
+  o.attacker_style = at::Tensor();
+  for (const char* name : {"style-overwrite", "style-removal"}) {
+    auto r = RunAttack(name, Inputs(), F().recipe, o);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(r.status().message().find("attacker_style"), std::string::npos) << r.status();
+  }
+  o = F().options;
+  o.benign_rate = 1.5;
+  EXPECT_EQ(RunAttack("benign-fine-tune", Inputs(), F().recipe, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = F().options;
+  o.removal_samples = 100000;
+  EXPECT_EQ(RunAttack("removalnet", Inputs(), F().recipe, o).status().code(), absl::StatusCode::kInvalidArgument);
+  AttackInputs wrong = Inputs();
+  wrong.victim_spec = *ParseModelSpec("cnn-w2");
+  auto r = RunAttack("removalnet", wrong, F().recipe, F().options);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("victim_spec"), std::string::npos) << r.status();
+}
+
+TEST(AttacksTest, MultiStageChainsStagesDeterministically) {
+  TrainOptions recipe = F().recipe;
+  recipe.epochs = 2;
+  auto a = RunMultiStage({"logit-query", "label-query"}, Inputs(), recipe, F().options);
+  auto b = RunMultiStage({"logit-query", "label-query"}, Inputs(), recipe, F().options);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status();
+  EXPECT_TRUE(SameParams(Params(*a), Params(*b)));
+  // Not the same as a single stage.
+  auto one = RunAttack("logit-query", Inputs(), recipe, F().options);
+  EXPECT_FALSE(SameParams(Params(*a), Params(*one)));
+  EXPECT_EQ(RunMultiStage({}, Inputs(), recipe).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(AttacksTest, LabelByModelAnswersTheArgmax) {
