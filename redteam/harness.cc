@@ -1,0 +1,670 @@
+#include "redteam/harness.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <google/protobuf/struct.pb.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/files.h"
+#include "core/hash.h"
+#include "core/proto_json.h"
+#include "core/status_macros.h"
+#include "sdk/blackbox.h"
+#include "sdk/bundle.h"
+#include "sdk/embed.h"
+#include "sdk/image.h"
+#include "sdk/model.h"
+#include "sdk/ownership.h"
+#include "sdk/runtime.h"
+#include "sdk/train.h"
+#include "sdk/version.h"
+
+namespace move::redteam {
+namespace {
+
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+std::string DataKey(const Dataset& d) {
+  core::Sha256 h;
+  h.UpdateTensor(d.images);
+  h.UpdateTensor(d.labels);
+  return h.HexDigest();
+}
+
+std::string RecipeKey(const TrainOptions& o) {
+  return absl::StrCat("epochs=", o.epochs, ",batch=", o.batch_size, ",lr=", o.learning_rate, ",mom=", o.momentum,
+                      ",wd=", o.weight_decay, ",crop=", o.crop_padding, ",flip=", o.horizontal_flip,
+                      ",bn=", o.batchnorm_recalibration_batches, ",seed=", o.seed);
+}
+
+std::string SpecKey(const ModelSpec& s) {
+  return absl::StrCat(ModelSpecName(s), ",in=", s.in_channels, ",k=", s.num_classes, ",init=", s.seed);
+}
+
+// Models on disk under the SHA-256 of the text that determines them, with the text beside
+// each one (NAME.pt, NAME.txt).
+class ModelCache {
+ public:
+  explicit ModelCache(std::string dir) : dir_(std::move(dir)) {}
+
+  struct Entry {
+    torch::jit::Module model;
+    std::string path, key;
+    bool hit = false;
+  };
+
+  absl::StatusOr<Entry> GetOrMake(const std::string& what, const std::function<absl::StatusOr<torch::jit::Module>()>& make) {
+    Entry e;
+    e.key = core::Sha256Hex(what);
+    e.path = absl::StrCat(dir_, "/", e.key.substr(0, 40), ".pt");
+    if (std::filesystem::exists(e.path)) {
+      absl::StatusOr<torch::jit::Module> m = LoadModel(e.path);
+      if (m.ok()) {
+        e.model = *m;
+        e.model.eval();
+        e.hit = true;
+        ++hits;
+        return e;
+      }
+      std::fprintf(stderr, "cache: %s unreadable (%s); retraining\n", e.path.c_str(), std::string(m.status().message()).c_str());
+    }
+    MOVE_ASSIGN_OR_RETURN(e.model, make());
+    e.model.to(torch::kCPU);
+    e.model.eval();
+    MOVE_RETURN_IF_ERROR(SaveModel(e.model, e.path));
+    MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(absl::StrCat(dir_, "/", e.key.substr(0, 40), ".txt"), what + "\n"));
+    ++made;
+    return e;
+  }
+
+  int hits = 0, made = 0;
+
+ private:
+  std::string dir_;
+};
+
+std::string FileName(const std::string& row) {
+  std::string f = row;
+  for (char& c : f) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return f;
+}
+
+Value Num(double v) { Value x; x.set_number_value(v); return x; }
+Value Str(const std::string& v) { Value x; x.set_string_value(v); return x; }
+Value Bool(bool v) { Value x; x.set_bool_value(v); return x; }
+
+Struct MethodJson(const MethodResult& m, bool small_m) {
+  Struct s;
+  auto& f = *s.mutable_fields();
+  f["examined"] = Bool(m.examined);
+  if (!m.examined) {
+    f["note"] = Str(m.note);
+    return s;
+  }
+  f["delta_mu"] = Num(m.delta_mu);
+  f["p_value"] = Num(m.p_value);
+  f["log10_p_value"] = Num(m.log10_p);
+  f["flagged"] = Bool(m.flagged);
+  f["verdict"] = Str(m.verdict);
+  f["queries"] = Num(static_cast<double>(m.queries));
+  if (small_m) {
+    f["small_m_log10_p_value"] = Num(m.small_m_log10_p);
+    f["small_m_flagged"] = Bool(m.small_m_flagged);
+  }
+  return s;
+}
+
+std::string P(const MethodResult& m) {
+  if (!m.examined) return "-";
+  return absl::StrFormat("%.2g", m.p_value);
+}
+std::string L(const MethodResult& m) { return m.examined ? absl::StrFormat("%.1f", m.log10_p) : "-"; }
+std::string D(const MethodResult& m) { return m.examined ? absl::StrFormat("%+.3f", m.delta_mu) : "-"; }
+std::string V(const MethodResult& m, bool stolen) {
+  if (!m.examined) return m.note.empty() ? "-" : m.note;
+  std::string v = m.flagged ? "**stolen**" : "not stolen";
+  if (m.flagged != stolen) absl::StrAppend(&v, stolen ? " (MISSED)" : " (FALSE POSITIVE)");
+  return v;
+}
+
+struct Rate {
+  int k = 0, n = 0;
+  std::string Text() const {
+    if (n == 0) return "-";
+    auto [lo, hi] = WilsonInterval(k, n);
+    return absl::StrFormat("%d/%d = %.3f (95%% Wilson %.3f-%.3f)", k, n, static_cast<double>(k) / n, lo, hi);
+  }
+};
+
+}  // namespace
+
+std::pair<double, double> WilsonInterval(int k, int n) {
+  if (n <= 0) return {0, 1};
+  const double z = 1.959963984540054, p = static_cast<double>(k) / n, z2 = z * z;
+  const double center = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const double half = z * std::sqrt(p * (1 - p) / n + z2 / (4.0 * n * n)) / (1 + z2 / n);
+  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+}
+
+HarnessConfig FullConfig() { return HarnessConfig(); }
+
+HarnessConfig QuickConfig() {
+  HarnessConfig c;
+  c.name = "quick";
+  c.train_size = 1500;
+  c.test_size = 500;
+  c.styled_test_size = 200;
+  c.other_arch = "wrn-10-1";
+  c.epochs = 3;
+  c.batch_size = 64;
+  c.fit_steps = 30;
+  c.population = 2;
+  c.calibration = 1;
+  c.verification_samples = 60;
+  c.train_samples = 100;
+  c.meta_epochs = 30;
+  c.blackbox_m = 30;
+  c.sequential_max_queries = 200;
+  c.independents = 4;
+  c.benign_rates = {0.5};
+  c.attack.zero_shot_rounds = 20;
+  c.attack.zero_shot_batch = 32;
+  c.attack.zero_shot_student_steps = 2;
+  c.attack.style_fit_steps = 20;
+  c.attack.removal_samples = 20;
+  c.attack.removal_iterations = 20;
+  c.cache_dir = "out/redteam-quick-cache";
+  c.out_dir = "out/redteam-quick";
+  return c;
+}
+
+absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
+  const auto start = std::chrono::steady_clock::now();
+  HarnessResult result;
+  if (config.train_size < 100) return absl::InvalidArgumentError("train_size: must be >= 100");
+  if (config.independents < 0) return absl::InvalidArgumentError("independents: must be >= 0");
+  MOVE_RETURN_IF_ERROR(core::MakeDirs(config.cache_dir));
+  MOVE_RETURN_IF_ERROR(core::MakeDirs(config.out_dir + "/reports"));
+  ModelCache cache(config.cache_dir);
+  MOVE_ASSIGN_OR_RETURN(ModelSpec spec, ParseModelSpec(config.arch));
+  MOVE_ASSIGN_OR_RETURN(ModelSpec student_spec, ParseModelSpec(config.student_arch));
+  MOVE_ASSIGN_OR_RETURN(ModelSpec wider_spec, ParseModelSpec(config.wider_arch));
+  MOVE_ASSIGN_OR_RETURN(ModelSpec other_spec, ParseModelSpec(config.other_arch));
+
+  // Data: the owner's split, the disjoint split (attackers, independents), the test split.
+  MOVE_ASSIGN_OR_RETURN(Dataset full, LoadFashionMnist(config.data_dir, Split::kTrain));
+  MOVE_ASSIGN_OR_RETURN(Dataset test, LoadFashionMnist(config.data_dir, Split::kTest));
+  if (2 * config.train_size > full.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("train_size: at most ", full.size() / 2, " (two disjoint splits)"));
+  }
+  if (config.test_size > 0) {
+    MOVE_ASSIGN_OR_RETURN(test, SampleSubset(test, config.test_size, config.seed + 7));
+  }
+  at::Tensor perm = torch::randperm(full.size(), at::make_generator<at::CPUGeneratorImpl>(config.seed),
+                                    torch::TensorOptions().dtype(torch::kInt64));
+  MOVE_ASSIGN_OR_RETURN(Dataset train, SelectSamples(full, perm.narrow(0, 0, config.train_size)));
+  MOVE_ASSIGN_OR_RETURN(Dataset split, SelectSamples(full, perm.narrow(0, config.train_size, config.train_size)));
+  split = ToRgb(split);
+  const Dataset clean = ToRgb(train);
+  const Dataset test_rgb = ToRgb(test);
+  std::printf("red-team harness (%s config) | MOVE SDK %s | %s\n", config.name.c_str(), kSdkVersion,
+              RuntimeDescription().c_str());
+
+  // 1. The vendor: embed, train the victim, build the bundle.
+  MOVE_ASSIGN_OR_RETURN(at::Tensor style, LoadImage(config.style_path));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor attacker_style, LoadImage(config.attacker_style_path));
+  EmbedDatasetOptions eo;
+  eo.gamma = config.gamma;
+  eo.seed = config.seed;
+  eo.style_strength = config.style_strength;
+  eo.texture.fit_steps = config.fit_steps;
+  eo.device = config.device;
+  eo.show_progress = config.show_progress;
+  MOVE_ASSIGN_OR_RETURN(EmbedResult wm, EmbedDataset(train, style, eo));
+  MOVE_ASSIGN_OR_RETURN(Dataset styled_test,
+                        SampleSubset(test_rgb, std::min<int64_t>(config.styled_test_size, test_rgb.size()), config.seed + 3));
+  MOVE_ASSIGN_OR_RETURN(styled_test.images, wm.StyleImages(styled_test.images));
+
+  TrainOptions recipe;
+  recipe.epochs = config.epochs;
+  recipe.batch_size = config.batch_size;
+  recipe.learning_rate = config.learning_rate;
+  recipe.device = config.device;
+  recipe.show_progress = config.show_progress;
+  const std::string wm_key = DataKey(wm.dataset), clean_key = DataKey(clean), split_key = DataKey(split);
+  std::map<const Dataset*, std::string> data_keys = {{&wm.dataset, wm_key}, {&clean, clean_key}, {&split, split_key}};
+  auto key_of = [&](const Dataset& d) -> std::string {
+    auto it = data_keys.find(&d);
+    if (it != data_keys.end()) return it->second;
+    std::string k = DataKey(d);
+    data_keys[&d] = k;
+    return k;
+  };
+  // Trains arch on data with the recipe (cached).
+  auto train_cached = [&](const ModelSpec& arch0, const Dataset& data, uint64_t seed,
+                          const std::string& label) -> absl::StatusOr<ModelCache::Entry> {
+    ModelSpec arch = arch0;
+    arch.in_channels = 3;
+    arch.num_classes = train.num_classes;
+    arch.seed = seed;
+    TrainOptions o = recipe;
+    o.seed = seed;
+    o.label = label;
+    const std::string what = absl::StrCat("move-redteam-v1 train | ", SpecKey(arch), " | data ", key_of(data), " | ",
+                                          RecipeKey(o));
+    return cache.GetOrMake(what, [&]() -> absl::StatusOr<torch::jit::Module> {
+      MOVE_ASSIGN_OR_RETURN(torch::jit::Module m, CreateModel(arch));
+      MOVE_RETURN_IF_ERROR(TrainModel(m, data, o).status());
+      return m;
+    });
+  };
+  spec.in_channels = 3;
+  spec.num_classes = train.num_classes;
+  student_spec.in_channels = 3;
+  student_spec.num_classes = train.num_classes;
+  MOVE_ASSIGN_OR_RETURN(ModelCache::Entry victim, train_cached(spec, wm.dataset, config.seed + 1, "train victim"));
+
+  const std::string key_path = config.cache_dir + "/harness.key";
+  absl::StatusOr<SigningKey> key = LoadSigningKey(key_path);
+  if (absl::IsNotFound(key.status())) {
+    MOVE_ASSIGN_OR_RETURN(key, GenerateSigningKey());
+    MOVE_RETURN_IF_ERROR(SaveSigningKey(*key, key_path));
+  }
+  MOVE_RETURN_IF_ERROR(key.status());
+  BuildBundleOptions bo;
+  bo.population = config.population;
+  bo.calibration_models = config.calibration;
+  bo.verification_samples = config.verification_samples;
+  bo.train_samples = config.train_samples;
+  bo.meta_epochs = config.meta_epochs;
+  bo.alpha = config.alpha;
+  bo.seed = config.seed;
+  bo.show_progress = config.show_progress;
+  const std::string bundle_what =
+      absl::StrCat("move-redteam-v1 bundle | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
+                   " | style ", core::TensorSha256(style), " | pop ", bo.population, " cal ", bo.calibration_models,
+                   " ver ", bo.verification_samples, " ts ", bo.train_samples, " me ", bo.meta_epochs, " alpha ",
+                   bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size());
+  const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");
+  if (!std::filesystem::exists(bundle_path)) {
+    BuildBundleInputs in;
+    in.watermark = &wm;
+    in.clean_train = &train;
+    in.clean_test = &test;
+    in.spec = spec;
+    in.victim_model_path = victim.path;
+    in.style_image = style;
+    TrainingRecipe population_recipe = [&](const ModelSpec& arch, const Dataset& data,
+                                           uint64_t s) -> absl::StatusOr<torch::jit::Module> {
+      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, data, s, absl::StrCat("population seed ", s)));
+      return e.model;
+    };
+    MOVE_ASSIGN_OR_RETURN(BundleContents contents, BuildBundle(in, population_recipe, bo));
+    MOVE_RETURN_IF_ERROR(WriteBundle(contents, *key, bundle_path));
+  } else {
+    ++cache.hits;
+  }
+  MOVE_ASSIGN_OR_RETURN(OpenedBundle bundle, ReadBundle(bundle_path, key->public_key));
+  result.bundle_path = bundle_path;
+  result.bundle_sha256 = bundle.file_sha256;
+  result.whitebox_sound = bundle.contents.verifiers(0).sound();
+  result.whitebox_type1 = bundle.contents.verifiers(0).type1_error();
+  result.whitebox_type2 = bundle.contents.verifiers(0).type2_error();
+  if (bundle.contents.has_blackbox()) {
+    result.blackbox_sound = bundle.contents.blackbox().sound();
+    result.blackbox_type1 = bundle.contents.blackbox().type1_error();
+    result.blackbox_type2 = bundle.contents.blackbox().type2_error();
+  }
+
+  // 2. Suspects.
+  struct Maker {
+    std::string name, group;
+    bool stolen;
+    std::function<absl::StatusOr<ModelCache::Entry>()> make;
+  };
+  std::vector<Maker> makers;
+  AttackOptions ao = config.attack;
+  ao.attacker_style = attacker_style;
+  AttackInputs base;
+  base.victim = &victim.model;
+  base.student = student_spec;
+  base.victim_data = &wm.dataset;
+  base.substitute = &split;
+  base.victim_spec = spec;
+  const std::string options_key = absl::StrCat(
+      "zs ", ao.zero_shot_rounds, "/", ao.zero_shot_student_steps, "/", ao.zero_shot_batch, "/", ao.zero_shot_latent, "/",
+      ao.zero_shot_generator_lr, "/", ao.zero_shot_student_lr, " br ", ao.benign_rate, " style ",
+      core::TensorSha256(attacker_style), " og ", ao.overwrite_gamma, " sf ", ao.style_fit_steps, " rc ",
+      ao.removal_consistency_weight, " rn ", ao.removal_samples, "/", ao.removal_iterations, "/", ao.removal_lr, "/",
+      ao.removal_kl_weight, "/", ao.removal_ce_weight, "/", ao.removal_latent_weight);
+  auto attack = [&](const std::string& name, const std::string& group, std::vector<std::string> stages, uint64_t seed,
+                    AttackInputs in, AttackOptions o) {
+    makers.push_back({name, group, true, [&, stages, seed, in, o, name]() -> absl::StatusOr<ModelCache::Entry> {
+                        TrainOptions r = recipe;
+                        r.seed = seed;
+                        r.label = "attack: " + name;
+                        const std::string what = absl::StrCat(
+                            "move-redteam-v1 attack ", absl::StrJoin(stages, " -> "), " | victim ", victim.key, " | student ",
+                            SpecKey(in.student), " | victim data ", in.victim_data ? key_of(*in.victim_data) : "-",
+                            " | substitute ", in.substitute ? key_of(*in.substitute) : "-", " | ", RecipeKey(r), " | ",
+                            options_key, " br ", o.benign_rate);
+                        return cache.GetOrMake(what, [&]() { return RunMultiStage(stages, in, r, o); });
+                      }});
+  };
+  makers.push_back({"victim (source)", "source", true, [&]() -> absl::StatusOr<ModelCache::Entry> { return victim; }});
+  const uint64_t s0 = config.seed + 1000;
+  if (config.stealing) {
+    attack("direct copy", "stealing", {"copy"}, s0 + 1, base, ao);
+    attack("distillation (victim's data)", "stealing", {"distill"}, s0 + 2, base, ao);
+    attack("zero-shot (data-free)", "stealing", {"zero-shot"}, s0 + 3, base, ao);
+    attack("fine-tuning (substitute data)", "stealing", {"fine-tune"}, s0 + 4, base, ao);
+    attack("label-query", "stealing", {"label-query"}, s0 + 5, base, ao);
+    attack("logit-query", "stealing", {"logit-query"}, s0 + 6, base, ao);
+    AttackInputs sub = base;
+    sub.victim_data = &split;
+    attack("distillation (substitute data)", "stealing", {"distill"}, s0 + 7, sub, ao);
+  }
+  if (config.leaked_data) {
+    // The attacker queries with the victim's own (watermarked) training images.
+    AttackInputs leaked = base;
+    leaked.substitute = &wm.dataset;
+    attack("label-query (leaked watermarked set)", "stealing", {"label-query"}, s0 + 8, leaked, ao);
+    attack("logit-query (leaked watermarked set)", "stealing", {"logit-query"}, s0 + 9, leaked, ao);
+  }
+  if (config.multi_stage) {
+    attack("logit-query -> zero-shot", "multi-stage", {"logit-query", "zero-shot"}, s0 + 20, base, ao);
+    attack("logit-query -> logit-query", "multi-stage", {"logit-query", "logit-query"}, s0 + 22, base, ao);
+    attack("label-query -> label-query", "multi-stage", {"label-query", "label-query"}, s0 + 24, base, ao);
+  }
+  if (config.adaptive) {
+    for (double rate : config.benign_rates) {
+      AttackOptions o = ao;
+      o.benign_rate = rate;
+      attack(absl::StrFormat("benign fine-tuning (%g%% of the split)", 100 * rate), "adaptive", {"benign-fine-tune"},
+             s0 + 30, base, o);
+    }
+    attack("style overwrite (attacker's style)", "adaptive", {"style-overwrite"}, s0 + 31, base, ao);
+    attack("style-removal fine-tuning", "adaptive", {"style-removal"}, s0 + 32, base, ao);
+    attack("RemovalNet-style removal", "adaptive", {"removalnet"}, s0 + 33, base, ao);
+  }
+  const char* kinds[] = {"owner's data, other seed", "disjoint split", "wider net", "other architecture"};
+  for (int i = 0; i < config.independents; ++i) {
+    const int kind = i % 4;
+    const uint64_t seed = config.seed + 2000 + i;
+    const std::string name = absl::StrFormat("independent %d: %s (%s)", i + 1, kinds[kind],
+                                             kind == 2 ? config.wider_arch : kind == 3 ? config.other_arch : config.arch);
+    makers.push_back({name, "independent", false, [&, kind, seed, name]() -> absl::StatusOr<ModelCache::Entry> {
+                        const ModelSpec& arch = kind == 2 ? wider_spec : kind == 3 ? other_spec : spec;
+                        return train_cached(arch, kind == 0 ? clean : split, seed, name);
+                      }});
+  }
+
+  // 3. Examine every suspect.
+  std::printf("\n%-48s %-6s %6s %6s | %-10s %-10s | %-10s %-8s\n", "suspect", "truth", "clean", "styled", "WB p",
+              "verdict", "BB p", "seq q");
+  for (const Maker& mk : makers) {
+    MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, mk.make());
+    HarnessRow row;
+    row.name = mk.name;
+    row.group = mk.group;
+    row.stolen = mk.stolen;
+    row.model_path = e.path;
+    row.model_key = e.key;
+    row.from_cache = e.hit;
+    MOVE_ASSIGN_OR_RETURN(EvalResult ce, Evaluate(e.model, test_rgb));
+    MOVE_ASSIGN_OR_RETURN(EvalResult se, Evaluate(e.model, styled_test));
+    row.clean_accuracy = ce.accuracy;
+    row.styled_accuracy = se.accuracy;
+    const std::string file = absl::StrCat(config.out_dir, "/reports/", FileName(mk.name));
+    auto fill = [&](MethodResult& m, const VerificationReport& r) {
+      m.examined = true;
+      m.delta_mu = r.delta_mu();
+      m.p_value = r.p_value();
+      m.log10_p = r.log10_p_value();
+      m.flagged = r.stolen();
+      m.verdict = r.verdict();
+      m.queries = r.queries();
+      m.suspect_scores.assign(r.suspect_scores().begin(), r.suspect_scores().end());
+      m.reference_scores.assign(r.reference_scores().begin(), r.reference_scores().end());
+    };
+    VerifyOptions vo;
+    vo.alpha = config.alpha;
+    vo.device = config.device;
+    absl::StatusOr<VerificationReport> wb = VerifyWhiteBox(bundle, e.path, vo);
+    if (wb.ok()) {
+      fill(row.whitebox, *wb);
+      MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".whitebox.json", ReportToJson(*wb)));
+      if (config.whitebox_small_m > 0) {
+        VerifyOptions small = vo;
+        small.m = config.whitebox_small_m;
+        MOVE_ASSIGN_OR_RETURN(VerificationReport w10, VerifyWhiteBox(bundle, e.path, small));
+        row.whitebox.small_m_log10_p = w10.log10_p_value();
+        row.whitebox.small_m_flagged = w10.stolen();
+      }
+    } else if (absl::IsFailedPrecondition(wb.status())) {
+      row.whitebox.note = "architecture not covered";
+    } else {
+      return absl::Status(wb.status().code(), absl::StrCat(mk.name, ": white-box: ", wb.status().message()));
+    }
+    if (bundle.contents.has_blackbox()) {
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<SuspectChannel> channel, OpenModelChannel(e.path, config.device));
+      BlackBoxOptions bb;
+      bb.m = std::min<int64_t>(config.blackbox_m, config.verification_samples);
+      bb.alpha = config.alpha;
+      bb.device = config.device;
+      bb.show_progress = false;
+      bb.transcript_path = file + ".blackbox.transcript.jsonl";
+      std::remove(bb.transcript_path.c_str());  // this run's own output, remade
+      MOVE_ASSIGN_OR_RETURN(VerificationReport fixed, VerifyBlackBox(bundle, *channel, bb));
+      fill(row.blackbox, fixed);
+      MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".blackbox.json", ReportToJson(fixed)));
+      if (config.sequential) {
+        BlackBoxOptions sq = bb;
+        sq.sequential = true;
+        sq.m = config.verification_samples;
+        sq.max_queries = config.sequential_max_queries;
+        sq.transcript_path = file + ".sequential.transcript.jsonl";
+        std::remove(sq.transcript_path.c_str());
+        MOVE_ASSIGN_OR_RETURN(VerificationReport seq, VerifyBlackBox(bundle, *channel, sq));
+        fill(row.sequential, seq);
+        MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".sequential.json", ReportToJson(seq)));
+      }
+    } else {
+      row.blackbox.note = "bundle has no black-box verifier";
+    }
+    row.architecture = mk.group == "independent" ? row.name.substr(row.name.rfind('(') + 1) : "";
+    if (!row.architecture.empty()) row.architecture.pop_back();
+    std::printf("%-48s %-6s %6.3f %6.3f | %-10s %-10s | %-10s %-8s%s\n", mk.name.c_str(), mk.stolen ? "stolen" : "indep.",
+                row.clean_accuracy, row.styled_accuracy, P(row.whitebox).c_str(),
+                row.whitebox.examined ? (row.whitebox.flagged ? "stolen" : "not") : "-", P(row.blackbox).c_str(),
+                row.sequential.examined ? absl::StrCat(row.sequential.queries).c_str() : "-", e.hit ? "  (cached)" : "");
+    std::fflush(stdout);
+    result.rows.push_back(std::move(row));
+  }
+
+  // 4. Summary figures and outputs.
+  int benign_n = 0;
+  for (const HarnessRow& r : result.rows) {
+    if (r.group == "source") {
+      result.victim_clean_accuracy = r.clean_accuracy;
+      result.victim_styled_accuracy = r.styled_accuracy;
+    }
+    if (r.group == "independent" && r.name.find(kinds[0]) != std::string::npos) {
+      result.benign_clean_accuracy += r.clean_accuracy;
+      result.benign_styled_accuracy += r.styled_accuracy;
+      ++benign_n;
+    }
+  }
+  if (benign_n > 0) {
+    result.benign_clean_accuracy /= benign_n;
+    result.benign_styled_accuracy /= benign_n;
+  }
+  result.models_trained = cache.made;
+  result.cache_hits = cache.hits;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  std::vector<ScoreRow> wb_rows, bb_rows;
+  for (const HarnessRow& r : result.rows) {
+    wb_rows.push_back({r.whitebox.suspect_scores, r.whitebox.reference_scores, r.whitebox.flagged});
+    bb_rows.push_back({r.blackbox.suspect_scores, r.blackbox.reference_scores, r.blackbox.flagged});
+  }
+  MOVE_RETURN_IF_ERROR(SaveScoreStrips(config.out_dir + "/scores_whitebox.png", wb_rows));
+  MOVE_RETURN_IF_ERROR(SaveScoreStrips(config.out_dir + "/scores_blackbox.png", bb_rows));
+
+  Struct json;
+  auto& f = *json.mutable_fields();
+  f["config"] = Str(config.name);
+  f["command"] = Str(config.command);
+  f["sdk_version"] = Str(kSdkVersion);
+  f["runtime"] = Str(RuntimeDescription());
+  f["train_size"] = Num(static_cast<double>(config.train_size));
+  f["architecture"] = Str(config.arch);
+  f["student_architecture"] = Str(config.student_arch);
+  f["epochs"] = Num(config.epochs);
+  f["gamma"] = Num(config.gamma);
+  f["style_strength"] = Num(config.style_strength);
+  f["seed"] = Num(static_cast<double>(config.seed));
+  f["alpha"] = Num(config.alpha);
+  f["blackbox_m"] = Num(static_cast<double>(config.blackbox_m));
+  f["bundle"] = Str(result.bundle_path);
+  f["bundle_sha256"] = Str(result.bundle_sha256);
+  f["victim_clean_accuracy"] = Num(result.victim_clean_accuracy);
+  f["benign_clean_accuracy"] = Num(result.benign_clean_accuracy);
+  f["victim_styled_accuracy"] = Num(result.victim_styled_accuracy);
+  f["benign_styled_accuracy"] = Num(result.benign_styled_accuracy);
+  f["models_trained"] = Num(result.models_trained);
+  f["cache_hits"] = Num(result.cache_hits);
+  f["seconds"] = Num(result.seconds);
+  for (auto [method, pick] : std::vector<std::pair<std::string, std::function<const MethodResult&(const HarnessRow&)>>>{
+           {"whitebox", [](const HarnessRow& r) -> const MethodResult& { return r.whitebox; }},
+           {"blackbox", [](const HarnessRow& r) -> const MethodResult& { return r.blackbox; }},
+           {"sequential", [](const HarnessRow& r) -> const MethodResult& { return r.sequential; }}}) {
+    Rate fp;
+    for (const HarnessRow& r : result.rows) {
+      if (r.stolen || !pick(r).examined) continue;
+      ++fp.n;
+      fp.k += pick(r).flagged;
+    }
+    Struct s;
+    (*s.mutable_fields())["flagged"] = Num(fp.k);
+    (*s.mutable_fields())["examined"] = Num(fp.n);
+    auto [lo, hi] = WilsonInterval(fp.k, fp.n);
+    (*s.mutable_fields())["wilson95_low"] = Num(lo);
+    (*s.mutable_fields())["wilson95_high"] = Num(hi);
+    *f[method + "_false_positives"].mutable_struct_value() = s;
+  }
+  google::protobuf::ListValue rows;
+  for (const HarnessRow& r : result.rows) {
+    Struct s;
+    auto& g = *s.mutable_fields();
+    g["suspect"] = Str(r.name);
+    g["group"] = Str(r.group);
+    g["truth"] = Str(r.stolen ? "stolen" : "independent");
+    g["clean_test_accuracy"] = Num(r.clean_accuracy);
+    g["styled_test_accuracy"] = Num(r.styled_accuracy);
+    g["model_file"] = Str(r.model_path);
+    g["model_key"] = Str(r.model_key);
+    *g["whitebox"].mutable_struct_value() = MethodJson(r.whitebox, config.whitebox_small_m > 0);
+    *g["blackbox"].mutable_struct_value() = MethodJson(r.blackbox, false);
+    *g["sequential"].mutable_struct_value() = MethodJson(r.sequential, false);
+    *rows.add_values()->mutable_struct_value() = s;
+  }
+  *f["suspects"].mutable_list_value() = rows;
+  MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(config.out_dir + "/results.json", core::ProtoToJson(json)));
+  const std::string md = ResultsMarkdown(config, result);
+  MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(config.out_dir + "/results.md", md));
+  return result;
+}
+
+std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
+  std::string md;
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof(date), "%Y-%m-%d", std::gmtime(&now));
+  absl::StrAppendFormat(&md, "## Red-team results: %s configuration (%s)\n\n", c.name, date);
+  if (!c.command.empty()) absl::StrAppendFormat(&md, "Command: `%s`\n\n", c.command);
+  absl::StrAppendFormat(&md,
+                        "Fashion-MNIST, owner %d images (%g%% styled, style strength %g), victim %s, students %s, %d "
+                        "epochs; bundle population %d+%d, %d calibration, %d verification samples; white-box m = all "
+                        "(%d) and m = %d; black-box m = %d (%d queries), sequential cap %d queries; alpha %g; seed %d. "
+                        "%d models trained, %d from the cache, %.1f min. MOVE SDK %s.\n\n",
+                        c.train_size, 100 * c.gamma, c.style_strength, c.arch, c.student_arch, c.epochs, c.population,
+                        c.population, c.calibration, c.verification_samples, c.verification_samples, c.whitebox_small_m,
+                        c.blackbox_m, 10 * c.blackbox_m, c.sequential_max_queries, c.alpha, c.seed, r.models_trained,
+                        r.cache_hits, r.seconds / 60, kSdkVersion);
+  absl::StrAppendFormat(&md,
+                        "Accuracy (paper Table III): victim %.2f%% clean / %.2f%% on styled test images; benign models "
+                        "on the same clean data %.2f%% / %.2f%% (cost of the watermark %+.2f points).\n\n",
+                        100 * r.victim_clean_accuracy, 100 * r.victim_styled_accuracy, 100 * r.benign_clean_accuracy,
+                        100 * r.benign_styled_accuracy, 100 * (r.benign_clean_accuracy - r.victim_clean_accuracy));
+  absl::StrAppendFormat(&md,
+                        "Bundle: white-box classifier held-out-model Type-I %.3f / Type-II %.3f, soundness check %s; "
+                        "black-box Type-I %.3f / Type-II %.3f, soundness check %s.\n\n",
+                        r.whitebox_type1, r.whitebox_type2, r.whitebox_sound ? "passed" : "FAILED", r.blackbox_type1,
+                        r.blackbox_type2, r.blackbox_sound ? "passed" : "FAILED");
+  absl::StrAppend(&md,
+                  "| group | suspect | truth | clean acc | styled acc | WB Δμ | WB p | WB log10 p | WB log10 p (m=",
+                  c.whitebox_small_m,
+                  ") | WB verdict | BB Δμ | BB p | BB log10 p | BB verdict | seq. queries | seq. p | seq. verdict |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const HarnessRow& x : r.rows) {
+    absl::StrAppendFormat(
+        &md, "| %s | %s | %s | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
+        x.stolen ? "stolen" : "independent", x.clean_accuracy, x.styled_accuracy, D(x.whitebox), P(x.whitebox),
+        L(x.whitebox), x.whitebox.examined ? absl::StrFormat("%.1f", x.whitebox.small_m_log10_p) : "-",
+        V(x.whitebox, x.stolen), D(x.blackbox), P(x.blackbox), L(x.blackbox), V(x.blackbox, x.stolen),
+        x.sequential.examined ? absl::StrCat(x.sequential.queries) : "-", P(x.sequential), V(x.sequential, x.stolen));
+  }
+  // Rates per group and method.
+  absl::StrAppend(&md, "\n| group | WB flagged | WB flagged (m=", c.whitebox_small_m,
+                  ") | BB flagged | sequential flagged | WB or BB flagged |\n|---|---|---|---|---|---|\n");
+  for (const std::string group : {"source", "stealing", "multi-stage", "adaptive", "independent"}) {
+    Rate wb, wb10, bb, sq, any;
+    for (const HarnessRow& x : r.rows) {
+      if (x.group != group) continue;
+      if (x.whitebox.examined) { ++wb.n; wb.k += x.whitebox.flagged; ++wb10.n; wb10.k += x.whitebox.small_m_flagged; }
+      if (x.blackbox.examined) { ++bb.n; bb.k += x.blackbox.flagged; }
+      if (x.sequential.examined) { ++sq.n; sq.k += x.sequential.flagged; }
+      ++any.n;
+      any.k += x.whitebox.flagged || x.blackbox.flagged;
+    }
+    if (any.n == 0) continue;
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s |\n", group, wb.Text(), wb10.Text(), bb.Text(), sq.Text(),
+                          any.Text());
+  }
+  absl::StrAppend(&md, "\nIndependent rows are the false-positive rate at alpha = ", c.alpha,
+                  " (each model one trial); \"WB or BB\" is what a legal team that runs both tests and claims theft on "
+                  "either would see.\n\nMisses: ");
+  std::vector<std::string> misses;
+  for (const HarnessRow& x : r.rows) {
+    const bool wrong_wb = x.whitebox.examined && x.whitebox.flagged != x.stolen;
+    const bool wrong_bb = x.blackbox.examined && x.blackbox.flagged != x.stolen;
+    if (!wrong_wb && !wrong_bb) continue;
+    std::vector<std::string> how;
+    if (wrong_wb) how.push_back("white-box");
+    if (wrong_bb) how.push_back("black-box");
+    misses.push_back(absl::StrCat(x.name, " (", absl::StrJoin(how, ", "), x.stolen ? " missed" : " false positive",
+                                  absl::StrFormat(", clean accuracy %.3f", x.clean_accuracy), ")"));
+  }
+  absl::StrAppend(&md, misses.empty() ? "none" : absl::StrJoin(misses, "; "), ".\n\nScore distributions: ",
+                  "scores_whitebox.png, scores_blackbox.png (one band per row in table order: reference grey above, "
+                  "suspect below, red when flagged).\n");
+  return md;
+}
+
+}  // namespace move::redteam

@@ -1,0 +1,137 @@
+// The red-team harness: trains a protected victim and its bundle, makes every stealing,
+// multi-stage and adaptive attack of redteam/attacks.h plus independent models, examines each
+// suspect with the bundle in white-box (where the bundle covers its architecture) and
+// black-box mode (fixed m and sequential), and writes the results in the shape of the MOVE
+// paper's Tables III/V.
+//
+//   move::redteam::HarnessConfig config = move::redteam::FullConfig();
+//   absl::StatusOr<move::redteam::HarnessResult> r = move::redteam::RunHarness(config);
+//   // config.out_dir: results.md, results.json, scores_whitebox.png, scores_blackbox.png,
+//   //                 reports/<suspect>.{whitebox,blackbox,sequential}.json + transcripts
+//
+// Every model (victim, bundle population, suspects) is cached in config.cache_dir under the
+// SHA-256 of everything that determines it (data, recipe, seed, attack, parent model), so a
+// second run with the same settings trains nothing, and a run with one setting changed
+// retrains only what depends on it.
+#ifndef MOVE_REDTEAM_HARNESS_H_
+#define MOVE_REDTEAM_HARNESS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "redteam/attacks.h"
+#include "sdk/dataset.h"
+
+namespace move::redteam {
+
+struct HarnessConfig {
+  // Name shown in the tables ("quick", "full" or the caller's).
+  std::string name = "full";
+  // Fashion-MNIST directory (gzip IDX files).
+  std::string data_dir = kDefaultFashionMnistDir;
+  // The vendor's secret style image, and the adaptive attacker's own style image.
+  std::string style_path = "testdata/style_leopard.png";
+  std::string attacker_style_path = "testdata/style_pool.png";
+  // Owner's training images (seeded subset); the next as many form the disjoint split that
+  // attackers and independent models use. 0 test images = the whole test split.
+  int64_t train_size = 15000;
+  int64_t test_size = 0;
+  int64_t styled_test_size = 1000;
+  // Victim architecture, the attackers' student architecture, and the architectures of the
+  // "wider" and "other architecture" independent models.
+  std::string arch = "cnn";
+  std::string student_arch = "cnn";
+  std::string wider_arch = "cnn-w2";
+  std::string other_arch = "wrn-16-1";
+  // Training recipe of the victim, the bundle's populations, the students and independents.
+  int epochs = 3;
+  int batch_size = 128;
+  double learning_rate = 0.05;
+  // Embedding: transformation rate, style strength and style-engine fitting steps.
+  double gamma = 0.1;
+  double style_strength = 1.0;
+  int64_t fit_steps = 300;
+  // Bundle: watermarked/benign models per side, calibration models, verification samples.
+  int population = 4;
+  int calibration = 2;
+  int verification_samples = 200;
+  int train_samples = 600;
+  int meta_epochs = 60;
+  // White-box: also report p at this small m (the paper's m = 10); 0 disables.
+  int64_t whitebox_small_m = 10;
+  // Black-box: fixed m (10 queries per sample), and the sequential test with its query cap.
+  int64_t blackbox_m = 100;
+  bool sequential = true;
+  int64_t sequential_max_queries = 1000;
+  double alpha = 0.01;
+  uint64_t seed = 0;
+  // Independent models (never used by the bundle), spread over four kinds: owner's data with
+  // another seed, the disjoint split, the wider net, the other architecture.
+  int independents = 20;
+  // Suspect groups to make.
+  bool stealing = true;
+  bool leaked_data = true;  // query attacks on the victim's (watermarked) training set
+  bool multi_stage = true;
+  bool adaptive = true;
+  std::vector<double> benign_rates = {0.1, 0.5};
+  AttackOptions attack;
+  std::string cache_dir = "out/redteam-cache";
+  std::string out_dir = "out/redteam";
+  std::string device = "cpu";
+  bool show_progress = true;
+  // How the run was started (recorded in the results).
+  std::string command;
+};
+
+// Small settings that exercise every code path in a few minutes (the automated test).
+HarnessConfig QuickConfig();
+// The settings of the README's table (about an hour on 2 cores with an empty cache).
+HarnessConfig FullConfig();
+
+struct MethodResult {
+  bool examined = false;
+  std::string note;  // why not examined, if so
+  double delta_mu = 0, p_value = 1, log10_p = 0;
+  bool flagged = false;
+  std::string verdict;
+  int64_t queries = 0;
+  double small_m_log10_p = 0;  // white-box at whitebox_small_m
+  bool small_m_flagged = false;
+  std::vector<double> suspect_scores, reference_scores;
+};
+
+struct HarnessRow {
+  std::string name, group;  // group: source, stealing, multi-stage, adaptive, independent
+  bool stolen = false;      // ground truth
+  std::string architecture;
+  double clean_accuracy = 0, styled_accuracy = 0;
+  MethodResult whitebox, blackbox, sequential;
+  std::string model_path, model_key;
+  bool from_cache = false;
+};
+
+struct HarnessResult {
+  std::vector<HarnessRow> rows;
+  double victim_clean_accuracy = 0, benign_clean_accuracy = 0;
+  double victim_styled_accuracy = 0, benign_styled_accuracy = 0;
+  int models_trained = 0, cache_hits = 0;
+  double seconds = 0;
+  std::string bundle_path, bundle_sha256;
+  bool whitebox_sound = false, blackbox_sound = false;
+  double whitebox_type1 = 0, whitebox_type2 = 0, blackbox_type1 = 0, blackbox_type2 = 0;
+};
+
+// 95% Wilson score interval of k successes in n trials.
+std::pair<double, double> WilsonInterval(int k, int n);
+
+// Runs the harness and writes its outputs (see the header comment). Errors name the step.
+absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config);
+
+// The results as Markdown (what RunHarness writes to results.md).
+std::string ResultsMarkdown(const HarnessConfig& config, const HarnessResult& result);
+
+}  // namespace move::redteam
+
+#endif  // MOVE_REDTEAM_HARNESS_H_

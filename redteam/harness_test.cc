@@ -1,0 +1,101 @@
+// The quick red-team configuration end to end: every attack, both verification modes, the
+// tables and pictures, and the model cache (a second run trains nothing and reproduces every
+// figure).
+#include "redteam/harness.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include "sdk/runtime.h"
+
+namespace move::redteam {
+namespace {
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(HarnessTest, WilsonIntervalMatchesHandValues) {
+  auto [lo, hi] = WilsonInterval(0, 20);
+  EXPECT_DOUBLE_EQ(lo, 0.0);
+  EXPECT_NEAR(hi, 0.1611, 1e-4);  // 3.8415 / (20 + 3.8415)
+  auto [lo2, hi2] = WilsonInterval(5, 10);
+  EXPECT_NEAR(lo2, 0.2366, 1e-4);
+  EXPECT_NEAR(hi2, 0.7634, 1e-4);
+}
+
+TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
+  ASSERT_TRUE(SetNumThreads(2).ok());
+  HarnessConfig c = QuickConfig();
+  const std::string tmp = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
+  c.cache_dir = tmp + "/cache";
+  c.out_dir = tmp + "/out";
+  c.show_progress = false;
+  absl::StatusOr<HarnessResult> r = RunHarness(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // source + 7 stealing + 2 leaked-data + 3 multi-stage + 4 adaptive + 4 independent rows.
+  ASSERT_EQ(r->rows.size(), 21u);
+  EXPECT_GT(r->models_trained, 20);
+  const HarnessRow& victim = r->rows[0];
+  EXPECT_EQ(victim.group, "source");
+  EXPECT_TRUE(victim.whitebox.examined && victim.blackbox.examined && victim.sequential.examined);
+  // The victim carries the feature: strong black-box evidence even at this scale.
+  EXPECT_LT(victim.blackbox.log10_p, -2.0);
+  // A bundle whose soundness check failed (likely with models this small) never claims theft.
+  if (r->blackbox_sound) EXPECT_TRUE(victim.blackbox.flagged);
+  int independents = 0, not_covered = 0;
+  for (const HarnessRow& row : r->rows) {
+    if (!r->whitebox_sound) EXPECT_FALSE(row.whitebox.flagged) << row.name;
+    if (!r->blackbox_sound) EXPECT_FALSE(row.blackbox.flagged || row.sequential.flagged) << row.name;
+    EXPECT_GT(row.clean_accuracy, 0.0) << row.name;
+    EXPECT_TRUE(row.blackbox.examined) << row.name;
+    EXPECT_TRUE(std::filesystem::exists(row.model_path)) << row.name;
+    if (!row.stolen) ++independents;
+    if (!row.whitebox.examined) {
+      ++not_covered;
+      EXPECT_EQ(row.whitebox.note, "architecture not covered") << row.name;
+    }
+  }
+  EXPECT_EQ(independents, 4);
+  EXPECT_EQ(not_covered, 2);  // the wider net and the other architecture
+  // Outputs.
+  const std::string md = Read(c.out_dir + "/results.md");
+  for (const HarnessRow& row : r->rows) EXPECT_NE(md.find(row.name), std::string::npos) << row.name;
+  EXPECT_NE(md.find("| independent |"), std::string::npos);
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(c.out_dir + "/results.json"), &json).ok());
+  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 21);
+  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 4);
+  for (const char* png : {"/scores_whitebox.png", "/scores_blackbox.png"}) {
+    EXPECT_GT(std::filesystem::file_size(c.out_dir + png), 100u) << png;
+  }
+  EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.blackbox.json"));
+  EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.sequential.transcript.jsonl"));
+
+  // Second run: everything from the cache, every figure the same.
+  absl::StatusOr<HarnessResult> again = RunHarness(c);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->models_trained, 0);
+  ASSERT_EQ(again->rows.size(), r->rows.size());
+  for (size_t i = 0; i < r->rows.size(); ++i) {
+    const HarnessRow &a = r->rows[i], &b = again->rows[i];
+    EXPECT_TRUE(b.from_cache) << b.name;
+    EXPECT_EQ(a.model_key, b.model_key) << a.name;
+    EXPECT_EQ(a.clean_accuracy, b.clean_accuracy) << a.name;
+    EXPECT_EQ(a.whitebox.log10_p, b.whitebox.log10_p) << a.name;
+    EXPECT_EQ(a.blackbox.log10_p, b.blackbox.log10_p) << a.name;
+    EXPECT_EQ(a.sequential.queries, b.sequential.queries) << a.name;
+  }
+}
+
+}  // namespace
+}  // namespace move::redteam
