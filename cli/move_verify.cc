@@ -52,6 +52,10 @@ ABSL_FLAG(std::string, transcript, "",
 ABSL_FLAG(bool, sequential, false, "Black-box: stop as soon as the evidence is decisive (anytime-valid betting test).");
 ABSL_FLAG(int64_t, max_queries, 0, "Black-box: hard cap on images sent; 0 = 10 m.");
 ABSL_FLAG(bool, accept_logits, false, "Black-box: apply softmax to answers that are not probability vectors.");
+ABSL_FLAG(double, min_relative_accuracy, 0.5,
+          "Range check: a suspect whose clean accuracy on the verification images is below this fraction of the "
+          "benign reference's is outside what the soundness check covers; a flag is then reported as inconclusive. "
+          "0 disables.");
 ABSL_FLAG(int, timeout_ms, 60000, "Black-box HTTP: read timeout per request.");
 ABSL_FLAG(int, retries, 3, "Black-box HTTP: retries after errors that may pass (timeouts, 5xx, 429, garbled bodies).");
 ABSL_FLAG(double, max_qps, 0, "Black-box HTTP: at most this many requests per second; 0 = no limit.");
@@ -95,6 +99,7 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   o.sequential = absl::GetFlag(FLAGS_sequential);
   o.max_queries = absl::GetFlag(FLAGS_max_queries);
   o.accept_logits = absl::GetFlag(FLAGS_accept_logits);
+  o.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
   o.device = absl::GetFlag(FLAGS_device);
   if (!exported.empty()) {
     MOVE_RETURN_IF_ERROR(move::ExportQueries(bundle, o, exported));
@@ -140,6 +145,8 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   std::printf("  delta_mu:       %+.4f (%.0f%% CI %+.4f .. %+.4f); suspect %.3f vs reference %.3f\n", r.delta_mu(),
               100 * (1 - r.alpha()), r.delta_mu_ci_low(), r.delta_mu_ci_high(), r.suspect_mean_score(),
               r.reference_mean_score());
+  std::printf("  clean accuracy: suspect %.3f vs reference %.3f on the verification images (range check %s)\n",
+              r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
   std::printf("  queries:        %lld of at most %lld%s\n", static_cast<long long>(r.queries()),
               static_cast<long long>(r.max_queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
   std::printf("  classifier:     %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
@@ -181,6 +188,7 @@ absl::Status Run() {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.device = absl::GetFlag(FLAGS_device);
   options.reference_compatible = absl::GetFlag(FLAGS_reference_compatible);
+  options.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
   MOVE_ASSIGN_OR_RETURN(move::VerificationReport r, move::VerifyWhiteBox(bundle, absl::GetFlag(FLAGS_suspect), options));
 
   std::printf("MOVE white-box verification of %s\n", absl::GetFlag(FLAGS_suspect).c_str());
@@ -190,6 +198,8 @@ absl::Status Run() {
   std::printf("  delta_mu:       %+.4f (%.0f%% CI %+.4f .. %+.4f); suspect %.3f vs reference %.3f\n", r.delta_mu(),
               100 * (1 - r.alpha()), r.delta_mu_ci_low(), r.delta_mu_ci_high(), r.suspect_mean_score(),
               r.reference_mean_score());
+  std::printf("  clean accuracy: suspect %.3f vs reference %.3f on the verification images (range check %s)\n",
+              r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
   std::printf("  architecture:   %s, features %s, classifier %s\n", r.architecture().c_str(), r.feature_design().c_str(),
               r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
   std::printf("  bundle sha256:  %s (signer %s..., %s)\n", r.bundle_sha256().c_str(), r.signer_fingerprint().substr(0, 16).c_str(),

@@ -315,7 +315,9 @@ absl::StatusOr<torch::jit::Module> RemovalNet(const AttackInputs& in, const Trai
       // Lower level: a reversed latent as far from the victim's as the victim's own head
       // allows while keeping its label (a few ascent steps; non-negative like the pooled
       // ReLU features it replaces).
-      const at::Tensor scale = hv.pow(2).sum(1).add(1e-8);
+      // Distances relative to the batch's mean squared latent norm (a per-sample norm can be
+      // near zero and blow the loss up).
+      const at::Tensor scale = hv.pow(2).sum(1).mean().add(1e-8).expand({hv.size(0)});
       at::Tensor rev = (hv + 0.1 * hv.std() * torch::randn(hv.sizes(), rng, hv.options())).clamp_min(0).requires_grad_(true);
       for (int k = 0; k < 5; ++k) {
         at::Tensor objective = ((rev - hv).pow(2).sum(1) / scale).mean() -
@@ -350,6 +352,7 @@ absl::StatusOr<torch::jit::Module> RemovalNet(const AttackInputs& in, const Trai
                         o.removal_latent_weight * latent;
       sgd.zero_grad();
       loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, 5.0);
       sgd.step();
       last = loss.item<double>();
       if (!std::isfinite(last)) return absl::InternalError("removalnet attack diverged; lower removal_lr");

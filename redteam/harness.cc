@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <google/protobuf/struct.pb.h>
@@ -121,6 +122,7 @@ Struct MethodJson(const MethodResult& m, bool small_m) {
   f["log10_p_value"] = Num(m.log10_p);
   f["flagged"] = Bool(m.flagged);
   f["verdict"] = Str(m.verdict);
+  f["suspect_in_range"] = Bool(m.in_range);
   f["queries"] = Num(static_cast<double>(m.queries));
   if (small_m) {
     f["small_m_log10_p_value"] = Num(m.small_m_log10_p);
@@ -137,7 +139,7 @@ std::string L(const MethodResult& m) { return m.examined ? absl::StrFormat("%.1f
 std::string D(const MethodResult& m) { return m.examined ? absl::StrFormat("%+.3f", m.delta_mu) : "-"; }
 std::string V(const MethodResult& m, bool stolen) {
   if (!m.examined) return m.note.empty() ? "-" : m.note;
-  std::string v = m.flagged ? "**stolen**" : "not stolen";
+  std::string v = m.flagged ? "**stolen**" : m.verdict.rfind("inconclusive", 0) == 0 ? "inconclusive" : "not stolen";
   if (m.flagged != stolen) absl::StrAppend(&v, stolen ? " (MISSED)" : " (FALSE POSITIVE)");
   return v;
 }
@@ -161,7 +163,14 @@ std::pair<double, double> WilsonInterval(int k, int n) {
   return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
-HarnessConfig FullConfig() { return HarnessConfig(); }
+HarnessConfig FullConfig() {
+  HarnessConfig c;
+  // Data-free distillation is the costliest attack on a CPU (1.6 s per round of 5 student
+  // steps at batch 128): 400 rounds of 3 steps, about 7 minutes each.
+  c.attack.zero_shot_rounds = 400;
+  c.attack.zero_shot_student_steps = 3;
+  return c;
+}
 
 HarnessConfig QuickConfig() {
   HarnessConfig c;
@@ -338,6 +347,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     std::function<absl::StatusOr<ModelCache::Entry>()> make;
   };
   std::vector<Maker> makers;
+  ModelCache::Entry benign;  // the controls' target, made by the first control row that needs it
   AttackOptions ao = config.attack;
   ao.attacker_style = attacker_style;
   AttackInputs base;
@@ -371,7 +381,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   if (config.stealing) {
     attack("direct copy", "stealing", {"copy"}, s0 + 1, base, ao);
     attack("distillation (victim's data)", "stealing", {"distill"}, s0 + 2, base, ao);
-    attack("zero-shot (data-free)", "stealing", {"zero-shot"}, s0 + 3, base, ao);
+    if (config.zero_shot) attack("zero-shot (data-free)", "stealing", {"zero-shot"}, s0 + 3, base, ao);
     attack("fine-tuning (substitute data)", "stealing", {"fine-tune"}, s0 + 4, base, ao);
     attack("label-query", "stealing", {"label-query"}, s0 + 5, base, ao);
     attack("logit-query", "stealing", {"logit-query"}, s0 + 6, base, ao);
@@ -387,7 +397,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     attack("logit-query (leaked watermarked set)", "stealing", {"logit-query"}, s0 + 9, leaked, ao);
   }
   if (config.multi_stage) {
-    attack("logit-query -> zero-shot", "multi-stage", {"logit-query", "zero-shot"}, s0 + 20, base, ao);
+    if (config.zero_shot) {
+      attack("logit-query -> zero-shot", "multi-stage", {"logit-query", "zero-shot"}, s0 + 20, base, ao);
+    }
     attack("logit-query -> logit-query", "multi-stage", {"logit-query", "logit-query"}, s0 + 22, base, ao);
     attack("label-query -> label-query", "multi-stage", {"label-query", "label-query"}, s0 + 24, base, ao);
   }
@@ -403,6 +415,32 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     attack("RemovalNet-style removal", "adaptive", {"removalnet"}, s0 + 33, base, ao);
   }
   const char* kinds[] = {"owner's data, other seed", "disjoint split", "wider net", "other architecture"};
+  if (config.controls) {
+    // The same attacks against a benign model (owner's clean data, the recipe, independent
+    // 1's seed): independent of the victim, so they must not be flagged.
+    for (const auto& [name, stage, offset] : std::vector<std::tuple<std::string, std::string, int>>{
+             {"control: zero-shot student of the benign model", "zero-shot", 3},
+             {"control: RemovalNet-style removal of the benign model", "removalnet", 33},
+             {"control: style-removal fine-tuning of the benign model", "style-removal", 32}}) {
+      if (stage == "zero-shot" && !config.zero_shot) continue;
+      makers.push_back({name, "independent", false, [&, name = name, stage = stage, offset = offset]()
+                                                         -> absl::StatusOr<ModelCache::Entry> {
+                          if (benign.key.empty()) {
+                            // Independent 1's model when there is one (from the cache).
+                            MOVE_ASSIGN_OR_RETURN(benign, train_cached(spec, clean, config.seed + 2000, "benign model"));
+                          }
+                          AttackInputs in = base;
+                          in.victim = &benign.model;
+                          TrainOptions r = recipe;
+                          r.seed = s0 + offset;
+                          r.label = "attack: " + name;
+                          const std::string what = absl::StrCat(
+                              "move-redteam-v1 control ", stage, " | victim ", benign.key, " | student ", SpecKey(in.student),
+                              " | substitute ", key_of(*in.substitute), " | ", RecipeKey(r), " | ", options_key);
+                          return cache.GetOrMake(what, [&]() { return RunMultiStage({stage}, in, r, ao); });
+                        }});
+    }
+  }
   for (int i = 0; i < config.independents; ++i) {
     const int kind = i % 4;
     const uint64_t seed = config.seed + 2000 + i;
@@ -439,6 +477,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.flagged = r.stolen();
       m.verdict = r.verdict();
       m.queries = r.queries();
+      m.in_range = r.suspect_in_range();
       m.suspect_scores.assign(r.suspect_scores().begin(), r.suspect_scores().end());
       m.reference_scores.assign(r.reference_scores().begin(), r.reference_scores().end());
     };

@@ -42,8 +42,9 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   c.show_progress = false;
   absl::StatusOr<HarnessResult> r = RunHarness(c);
   ASSERT_TRUE(r.ok()) << r.status();
-  // source + 7 stealing + 2 leaked-data + 3 multi-stage + 4 adaptive + 4 independent rows.
-  ASSERT_EQ(r->rows.size(), 21u);
+  // source + 7 stealing + 2 leaked-data + 3 multi-stage + 4 adaptive + 4 independent + 3
+  // control rows.
+  ASSERT_EQ(r->rows.size(), 24u);
   EXPECT_GT(r->models_trained, 20);
   const HarnessRow& victim = r->rows[0];
   EXPECT_EQ(victim.group, "source");
@@ -65,7 +66,7 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
       EXPECT_EQ(row.whitebox.note, "architecture not covered") << row.name;
     }
   }
-  EXPECT_EQ(independents, 4);
+  EXPECT_EQ(independents, 7);
   EXPECT_EQ(not_covered, 2);  // the wider net and the other architecture
   // Outputs.
   const std::string md = Read(c.out_dir + "/results.md");
@@ -73,8 +74,8 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   EXPECT_NE(md.find("| independent |"), std::string::npos);
   google::protobuf::Struct json;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(c.out_dir + "/results.json"), &json).ok());
-  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 21);
-  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 4);
+  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 24);
+  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 7);
   for (const char* png : {"/scores_whitebox.png", "/scores_blackbox.png"}) {
     EXPECT_GT(std::filesystem::file_size(c.out_dir + png), 100u) << png;
   }

@@ -32,6 +32,8 @@ ABSL_FLAG(std::string, student_arch, "", "Attackers' student architecture (empty
 ABSL_FLAG(int, independents, -1, "Independent models (-1 = the configuration's).");
 ABSL_FLAG(int64_t, zero_shot_rounds, 0, "Zero-shot generator/student rounds (0 = the configuration's).");
 ABSL_FLAG(bool, adaptive, true, "Make the adaptive attacks.");
+ABSL_FLAG(bool, zero_shot, true, "Make the data-free (zero-shot) rows, the costliest on a CPU.");
+ABSL_FLAG(bool, leaked_data, true, "Make the query attacks that use the victim's leaked (watermarked) training set.");
 ABSL_FLAG(bool, multi_stage, true, "Make the multi-stage attacks.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of data splits, embedding and every model.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
@@ -82,6 +84,8 @@ absl::Status Run(const std::string& command) {
   if (absl::GetFlag(FLAGS_zero_shot_rounds) < 0) return absl::InvalidArgumentError("--zero_shot_rounds: must be >= 0");
   if (absl::GetFlag(FLAGS_zero_shot_rounds) > 0) c.attack.zero_shot_rounds = absl::GetFlag(FLAGS_zero_shot_rounds);
   c.adaptive = absl::GetFlag(FLAGS_adaptive);
+  c.zero_shot = absl::GetFlag(FLAGS_zero_shot);
+  c.leaked_data = absl::GetFlag(FLAGS_leaked_data);
   c.multi_stage = absl::GetFlag(FLAGS_multi_stage);
   c.seed = absl::GetFlag(FLAGS_seed);
   c.device = absl::GetFlag(FLAGS_device);

@@ -111,6 +111,9 @@ struct BlackBoxOptions {
   // Device for the bundle's reference model. Default: "cpu".
   std::string device = "cpu";
   bool show_progress = true;
+  // Range check as in VerifyOptions::min_relative_accuracy (the suspect's accuracy from its
+  // answers to the unaugmented clean queries). 0 disables. Default: 0.5.
+  double min_relative_accuracy = 0.5;
 };
 
 // Runs black-box verification of the suspect behind `channel`. Returns a report whatever the

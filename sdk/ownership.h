@@ -135,6 +135,11 @@ struct VerifyOptions {
   std::string device = "cpu";
   // Also compute the reference implementation's 40 x (m = 10) harmonic-mean report.
   bool reference_compatible = false;
+  // Range check: a suspect whose accuracy on the clean verification images is below this
+  // fraction of the benign reference's is outside what the soundness check covers, and a
+  // flag is reported as "inconclusive" (see report.proto, suspect_in_range). 0 disables.
+  // Default: 0.5 (chosen before any measurement, not tuned on the red-team suspects).
+  double min_relative_accuracy = 0.5;
 };
 
 // Examines a suspect TorchScript model file in white-box mode. The suspect's parameter shapes

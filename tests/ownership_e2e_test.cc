@@ -165,6 +165,49 @@ TEST_F(WhiteBoxE2eTest, VerifiesTheVictimWithAFullReport) {
   EXPECT_EQ(VerifyWhiteBox(*b, world->victim_path, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(WhiteBoxE2eTest, ChanceLevelSuspectIsOutOfRangeInBothModes) {
+  // An untrained model answers at chance level: far outside the competent models the
+  // classifier was built and checked on. Whatever the scores say, no theft is claimed.
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  ASSERT_TRUE(b.ok());
+  ModelSpec s = world->spec;
+  s.seed = 99;
+  torch::jit::Module untrained = *CreateModel(s);
+  ASSERT_TRUE(RecalibrateBatchNorm(untrained, ToRgb(world->train), 5, 64).ok());
+  const std::string path = TempDir() + "/untrained.pt";
+  ASSERT_TRUE(SaveModel(untrained, path).ok());
+  auto wb = VerifyWhiteBox(*b, path, {});
+  ASSERT_TRUE(wb.ok()) << wb.status();
+  EXPECT_FALSE(wb->suspect_in_range());
+  EXPECT_FALSE(wb->stolen());
+  EXPECT_LT(wb->suspect_clean_accuracy(), 0.5 * wb->reference_clean_accuracy());
+  EXPECT_GT(wb->reference_clean_accuracy(), 0.4);
+  auto channel = OpenModelChannel(path);
+  ASSERT_TRUE(channel.ok());
+  BlackBoxOptions bo;
+  bo.m = 30;
+  bo.show_progress = false;
+  auto bb = VerifyBlackBox(*b, **channel, bo);
+  ASSERT_TRUE(bb.ok()) << bb.status();
+  EXPECT_FALSE(bb->suspect_in_range());
+  EXPECT_FALSE(bb->stolen());
+  // (The black-box accuracy comes from the suspect's own answers to the clean queries.)
+  EXPECT_LT(bb->suspect_clean_accuracy(), 0.5 * bb->reference_clean_accuracy());
+  // The victim is in range in both modes.
+  auto victim = VerifyWhiteBox(*b, world->victim_path, {});
+  ASSERT_TRUE(victim.ok());
+  EXPECT_TRUE(victim->suspect_in_range());
+  EXPECT_GT(victim->suspect_clean_accuracy(), 0.4);
+  // Disabled: the verdict is the test's alone.
+  VerifyOptions off;
+  off.min_relative_accuracy = 0;
+  auto raw = VerifyWhiteBox(*b, path, off);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_TRUE(raw->suspect_in_range());
+  off.min_relative_accuracy = 1.5;
+  EXPECT_EQ(VerifyWhiteBox(*b, path, off).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
   BuildBundleInputs in;
   in.watermark = &world->wm;

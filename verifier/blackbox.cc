@@ -280,6 +280,11 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   MOVE_ASSIGN_OR_RETURN(at::Tensor ref_features, ModelFeatures(reference, l.samples.styled, l.samples.clean, l.shift));
   MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores_t, classifier.Score(ref_features));
   const std::vector<double> ref_scores = ToVector(ref_scores_t);
+  at::Tensor ref_clean_correct;
+  {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor pr, PredictProbabilities(reference, Quantize8Bit(l.samples.clean).to(device)));
+    ref_clean_correct = pr.argmax(1).eq(l.samples.labels).to(torch::kInt64);
+  }
 
   std::optional<TranscriptWriter> transcript;
   if (!o.transcript_path.empty()) {
@@ -321,8 +326,12 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
     return torch::cat(parts);
   };
 
+  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
+    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
+  }
   BettingTest betting(o.alpha);
   std::vector<double> suspect_scores, paired_ref;
+  int64_t suspect_correct = 0, reference_correct = 0;
   const std::vector<at::Tensor> rounds = Rounds(m, o);
   core::Progress progress(absl::StrCat("black-box queries (", channel.Describe(), ")"), o.sequential ? max_queries : 10 * m,
                           o.show_progress);
@@ -341,6 +350,10 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
     at::Tensor unshuffled = torch::empty_like(answered);
     unshuffled.index_copy_(0, perm, answered);
     MOVE_ASSIGN_OR_RETURN(at::Tensor f, FeaturesFromProbabilities(unshuffled, n));
+    // Rows 5n..6n answer the unaugmented clean images (augmentation-major, identity first).
+    const at::Tensor labels = l.samples.labels.index_select(0, idx);
+    suspect_correct += unshuffled.narrow(0, 5 * n, n).argmax(1).eq(labels).sum().item<int64_t>();
+    reference_correct += ref_clean_correct.index_select(0, idx).sum().item<int64_t>();
     MOVE_ASSIGN_OR_RETURN(at::Tensor s, classifier.Score(f));
     const std::vector<double> sv = ToVector(s);
     for (int64_t i = 0; i < n; ++i) {
@@ -390,6 +403,8 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   rep.set_reference_mean_score(mean_r);
   Decide(reject, v.sound(), v.unsound_reason(), "black-box", v.type1_error(), v.type2_error(), o.alpha,
          /*warn_below_minimum=*/!(o.sequential && reject), &rep);
+  ApplyRangeCheck(static_cast<double>(suspect_correct) / pairs, static_cast<double>(reference_correct) / pairs,
+                  o.min_relative_accuracy, &rep);
   rep.set_queries(queries);
   rep.set_max_queries(max_queries);
   rep.set_sequential(o.sequential);

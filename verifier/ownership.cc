@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -489,6 +490,16 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
   r.set_reference_mean_score(sr.mean().item<double>());
   verifier_internal::Decide(t.reject, v->sound(), v->unsound_reason(), "white-box", v->type1_error(), v->type2_error(),
                             options.alpha, /*warn_below_minimum=*/true, &r);
+  {
+    if (!(options.min_relative_accuracy >= 0 && options.min_relative_accuracy <= 1)) {
+      return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
+    }
+    MOVE_ASSIGN_OR_RETURN(at::Tensor ps, PredictProbabilities(suspect, xc));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor pr, PredictProbabilities(reference, xc));
+    verifier_internal::ApplyRangeCheck(ps.argmax(1).eq(y.to(ps.device())).to(torch::kFloat64).mean().item<double>(),
+                                       pr.argmax(1).eq(y.to(pr.device())).to(torch::kFloat64).mean().item<double>(),
+                                       options.min_relative_accuracy, &r);
+  }
   if (options.reference_compatible) {
     auto rc = verifier_internal::ReferenceCompatibleTest(a, b, 40, std::min<int64_t>(10, m), options.seed);
     if (rc.ok()) {
@@ -503,6 +514,29 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
   verifier_internal::FillProvenance(bundle, options.seed, options.device, start, &r);
   return r;
 }
+
+namespace verifier_internal {
+
+void ApplyRangeCheck(double suspect_accuracy, double reference_accuracy, double min_relative, VerificationReport* r) {
+  r->set_suspect_clean_accuracy(suspect_accuracy);
+  r->set_reference_clean_accuracy(reference_accuracy);
+  r->set_min_relative_accuracy(min_relative);
+  const bool in_range = suspect_accuracy >= min_relative * reference_accuracy;
+  r->set_suspect_in_range(in_range);
+  if (in_range) return;
+  const std::string why = absl::StrFormat(
+      "the suspect's accuracy on the clean verification images (%.3f) is below %.2f x the benign reference's (%.3f): "
+      "outside the range of models the classifier's soundness check covers",
+      suspect_accuracy, min_relative, reference_accuracy);
+  if (r->stolen()) {
+    r->set_stolen(false);
+    r->set_verdict(absl::StrCat("inconclusive: ", why, "; no theft is claimed"));
+  } else {
+    r->add_warnings(why);
+  }
+}
+
+}  // namespace verifier_internal
 
 std::string ReportToJson(const VerificationReport& report) {
   return core::ProtoToJson(report);

@@ -54,6 +54,11 @@ absl::StatusOr<at::Tensor> VerificationSubset(int64_t available, int64_t m, uint
 void Decide(bool reject, bool sound, const std::string& unsound_reason, const char* which, double type1, double type2,
             double alpha, bool warn_below_minimum, VerificationReport* r);
 
+// The range check after Decide: records the accuracies and, when the suspect's clean
+// accuracy is below min_relative x the reference's, turns a theft claim into "inconclusive"
+// (a "not stolen" answer gets a warning instead).
+void ApplyRangeCheck(double suspect_accuracy, double reference_accuracy, double min_relative, VerificationReport* r);
+
 // Provenance of a report: bundle hash and signer, SDK version, seed, device, threads, seconds.
 void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string& device,
                     std::chrono::steady_clock::time_point start, VerificationReport* r);
