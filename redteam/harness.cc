@@ -304,11 +304,13 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   bo.alpha = config.alpha;
   bo.seed = config.seed;
   bo.show_progress = config.show_progress;
+  bo.shadow_architectures = config.shadow_architectures;
   const std::string bundle_what =
       absl::StrCat("move-redteam-v1 bundle | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
                    " | style ", core::TensorSha256(style), " | pop ", bo.population, " cal ", bo.calibration_models,
                    " ver ", bo.verification_samples, " ts ", bo.train_samples, " me ", bo.meta_epochs, " alpha ",
-                   bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size());
+                   bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size(),
+                   bo.shadow_architectures.empty() ? "" : absl::StrCat(" | shadows ", absl::StrJoin(bo.shadow_architectures, ",")));
   const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");
   if (!std::filesystem::exists(bundle_path)) {
     BuildBundleInputs in;
@@ -639,11 +641,15 @@ std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
   if (!c.command.empty()) absl::StrAppendFormat(&md, "Command: `%s`\n\n", c.command);
   absl::StrAppendFormat(&md,
                         "Fashion-MNIST, owner %d images (%g%% styled, style strength %g), victim %s, students %s, %d "
-                        "epochs; bundle population %d+%d, %d calibration, %d verification samples; white-box m = all "
+                        "epochs; bundle population %d+%d%s, %d calibration, %d verification samples; white-box m = all "
                         "(%d) and m = %d; black-box m = %d (%d queries), sequential cap %d queries; alpha %g; seed %d. "
                         "%d models trained, %d from the cache, %.1f min. MOVE SDK %s.\n\n",
                         c.train_size, 100 * c.gamma, c.style_strength, c.arch, c.student_arch, c.epochs, c.population,
-                        c.population, c.calibration, c.verification_samples, c.verification_samples, c.whitebox_small_m,
+                        c.population,
+                        c.shadow_architectures.empty()
+                            ? std::string()
+                            : absl::StrCat(" per architecture (", c.arch, ", shadows ", absl::StrJoin(c.shadow_architectures, ", "), ")"),
+                        c.calibration, c.verification_samples, c.verification_samples, c.whitebox_small_m,
                         c.blackbox_m, 10 * c.blackbox_m, c.sequential_max_queries, c.alpha, c.seed, r.models_trained,
                         r.cache_hits, r.seconds / 60, kSdkVersion);
   absl::StrAppendFormat(&md,

@@ -59,6 +59,9 @@ struct HarnessConfig {
   int verification_samples = 200;
   int train_samples = 600;
   int meta_epochs = 60;
+  // Shadow architectures the bundle also trains populations of (white-box then covers them;
+  // the black-box classifier learns from every architecture's populations).
+  std::vector<std::string> shadow_architectures;
   // White-box: also report p at this small m (the paper's m = 10); 0 disables.
   int64_t whitebox_small_m = 10;
   // Black-box: fixed m (10 queries per sample), and the sequential test with its query cap.

