@@ -528,8 +528,6 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     } else {
       row.blackbox.note = "bundle has no black-box verifier";
     }
-    row.architecture = mk.group == "independent" ? row.name.substr(row.name.rfind('(') + 1) : "";
-    if (!row.architecture.empty()) row.architecture.pop_back();
     std::printf("%-48s %-6s %6.3f %6.3f | %-10s %-10s | %-10s %-8s%s\n", mk.name.c_str(), mk.stolen ? "stolen" : "indep.",
                 row.clean_accuracy, row.styled_accuracy, P(row.whitebox).c_str(),
                 row.whitebox.examined ? (row.whitebox.flagged ? "stolen" : "not") : "-", P(row.blackbox).c_str(),

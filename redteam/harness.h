@@ -115,7 +115,6 @@ struct MethodResult {
 struct HarnessRow {
   std::string name, group;  // group: source, stealing, multi-stage, adaptive, independent
   bool stolen = false;      // ground truth
-  std::string architecture;
   double clean_accuracy = 0, styled_accuracy = 0;
   MethodResult whitebox, blackbox, sequential;
   std::string model_path, model_key;
