@@ -79,7 +79,8 @@ ABSL_FLAG(int, train_size, 15000,
 ABSL_FLAG(int, population, 4, "Watermarked and benign models each in the bundle's population.");
 ABSL_FLAG(int, students, 0,
           "Students per side distilled from watermarked and benign population members (classifier training only).");
-ABSL_FLAG(int, calibration, 2, "Benign calibration models for the bundle's soundness check.");
+ABSL_FLAG(int, calibration, 4,
+          "Benign calibration models for the bundle's soundness check and the model-level test's benign sample.");
 ABSL_FLAG(int, verification_samples, 200, "Styled held-out test images stored in the bundle.");
 ABSL_FLAG(double, alpha, 0.01, "Significance level.");
 ABSL_FLAG(std::vector<std::string>, shadow, {},

@@ -124,6 +124,9 @@ Struct MethodJson(const MethodResult& m, bool small_m) {
   f["verdict"] = Str(m.verdict);
   f["suspect_in_range"] = Bool(m.in_range);
   f["queries"] = Num(static_cast<double>(m.queries));
+  f["model_level_tested"] = Bool(m.model_level_tested);
+  f["model_level_log10_p_value"] = Num(m.model_level_log10_p);
+  f["paired_test_flagged"] = Bool(m.paired_flagged);
   if (small_m) {
     f["small_m_log10_p_value"] = Num(m.small_m_log10_p);
     f["small_m_flagged"] = Bool(m.small_m_flagged);
@@ -136,6 +139,9 @@ std::string P(const MethodResult& m) {
   return absl::StrFormat("%.2g", m.p_value);
 }
 std::string L(const MethodResult& m) { return m.examined ? absl::StrFormat("%.1f", m.log10_p) : "-"; }
+std::string ML(const MethodResult& m) {
+  return m.examined && m.model_level_tested ? absl::StrFormat("%.1f", m.model_level_log10_p) : "-";
+}
 std::string D(const MethodResult& m) { return m.examined ? absl::StrFormat("%+.3f", m.delta_mu) : "-"; }
 std::string V(const MethodResult& m, bool stolen) {
   if (!m.examined) return m.note.empty() ? "-" : m.note;
@@ -183,7 +189,7 @@ HarnessConfig QuickConfig() {
   c.batch_size = 64;
   c.fit_steps = 30;
   c.population = 2;
-  c.calibration = 1;
+  c.calibration = 3;
   c.verification_samples = 60;
   c.train_samples = 100;
   c.meta_epochs = 30;
@@ -305,12 +311,25 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   bo.seed = config.seed;
   bo.show_progress = config.show_progress;
   bo.shadow_architectures = config.shadow_architectures;
+  bo.decoy_members = config.decoys;
+  bo.decoy_calibration_models = config.decoy_calibration;
+  std::vector<at::Tensor> decoy_styles;
+  std::string decoy_key;
+  for (int i = 0; i < config.decoys + config.decoy_calibration; ++i) {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor d, DecoyStyleImage(1000 + i));
+    decoy_key += " " + core::TensorSha256(d).substr(0, 16);
+    decoy_styles.push_back(d);
+  }
+  if (!decoy_styles.empty()) {
+    MOVE_RETURN_IF_ERROR(SavePng(config.out_dir + "/decoys.png", MakeGrid(torch::stack(decoy_styles), 8)));
+  }
   const std::string bundle_what =
-      absl::StrCat("move-redteam-v1 bundle | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
+      absl::StrCat("move-redteam-v2 bundle (benign score tables) | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
                    " | style ", core::TensorSha256(style), " | pop ", bo.population, " cal ", bo.calibration_models,
                    " ver ", bo.verification_samples, " ts ", bo.train_samples, " me ", bo.meta_epochs, " alpha ",
                    bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size(),
-                   bo.shadow_architectures.empty() ? "" : absl::StrCat(" | shadows ", absl::StrJoin(bo.shadow_architectures, ",")));
+                   bo.shadow_architectures.empty() ? "" : absl::StrCat(" | shadows ", absl::StrJoin(bo.shadow_architectures, ",")),
+                   decoy_styles.empty() ? "" : absl::StrCat(" | decoys ", bo.decoy_members, "+", bo.decoy_calibration_models, decoy_key));
   const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");
   if (!std::filesystem::exists(bundle_path)) {
     BuildBundleInputs in;
@@ -320,6 +339,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     in.spec = spec;
     in.victim_model_path = victim.path;
     in.style_image = style;
+    in.decoy_styles = decoy_styles;
     TrainingRecipe population_recipe = [&](const ModelSpec& arch, const Dataset& data,
                                            uint64_t s) -> absl::StatusOr<torch::jit::Module> {
       MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, data, s, absl::StrCat("population seed ", s)));
@@ -429,7 +449,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                                                          -> absl::StatusOr<ModelCache::Entry> {
                           if (benign.key.empty()) {
                             // Independent 1's model when there is one (from the cache).
-                            MOVE_ASSIGN_OR_RETURN(benign, train_cached(spec, clean, config.seed + 2000, "benign model"));
+                            MOVE_ASSIGN_OR_RETURN(benign, train_cached(spec, clean, config.seed + 2000 + config.independent_seed, "benign model"));
                           }
                           AttackInputs in = base;
                           in.victim = &benign.model;
@@ -445,7 +465,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   }
   for (int i = 0; i < config.independents; ++i) {
     const int kind = i % 4;
-    const uint64_t seed = config.seed + 2000 + i;
+    const uint64_t seed = config.seed + 2000 + config.independent_seed + i;
     const std::string name = absl::StrFormat("independent %d: %s (%s)", i + 1, kinds[kind],
                                              kind == 2 ? config.wider_arch : kind == 3 ? config.other_arch : config.arch);
     makers.push_back({name, "independent", false, [&, kind, seed, name]() -> absl::StatusOr<ModelCache::Entry> {
@@ -480,6 +500,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.verdict = r.verdict();
       m.queries = r.queries();
       m.in_range = r.suspect_in_range();
+      m.model_level_tested = r.model_level_tested();
+      m.model_level_log10_p = r.model_level_log10_p_value();
+      m.paired_flagged = r.classifier_sound() && r.suspect_in_range() && r.log10_p_value() < std::log10(r.alpha());
       m.suspect_scores.assign(r.suspect_scores().begin(), r.suspect_scores().end());
       m.reference_scores.assign(r.reference_scores().begin(), r.reference_scores().end());
     };
@@ -578,6 +601,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   f["gamma"] = Num(config.gamma);
   f["style_strength"] = Num(config.style_strength);
   f["seed"] = Num(static_cast<double>(config.seed));
+  f["independent_seed"] = Num(static_cast<double>(config.independent_seed));
+  f["decoy_members"] = Num(config.decoys);
+  f["decoy_calibration_models"] = Num(config.decoy_calibration);
   f["alpha"] = Num(config.alpha);
   f["blackbox_m"] = Num(static_cast<double>(config.blackbox_m));
   f["bundle"] = Str(result.bundle_path);
@@ -639,16 +665,23 @@ std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
   if (!c.command.empty()) absl::StrAppendFormat(&md, "Command: `%s`\n\n", c.command);
   absl::StrAppendFormat(&md,
                         "Fashion-MNIST, owner %d images (%g%% styled, style strength %g), victim %s, students %s, %d "
-                        "epochs; bundle population %d+%d%s, %d calibration, %d verification samples; white-box m = all "
+                        "epochs; bundle population %d+%d%s%s, %d calibration%s, %d verification samples; white-box m = all "
                         "(%d) and m = %d; black-box m = %d (%d queries), sequential cap %d queries; alpha %g; seed %d. "
-                        "%d models trained, %d from the cache, %.1f min. MOVE SDK %s.\n\n",
+                        "%s%d models trained, %d from the cache, %.1f min. MOVE SDK %s.\n\n",
                         c.train_size, 100 * c.gamma, c.style_strength, c.arch, c.student_arch, c.epochs, c.population,
                         c.population,
                         c.shadow_architectures.empty()
                             ? std::string()
                             : absl::StrCat(" per architecture (", c.arch, ", shadows ", absl::StrJoin(c.shadow_architectures, ", "), ")"),
-                        c.calibration, c.verification_samples, c.verification_samples, c.whitebox_small_m,
-                        c.blackbox_m, 10 * c.blackbox_m, c.sequential_max_queries, c.alpha, c.seed, r.models_trained,
+                        c.decoys > 0 ? absl::StrCat(" + ", c.decoys, " decoy-styled benign (decoys.png)") : std::string(),
+                        c.calibration,
+                        c.decoy_calibration > 0 ? absl::StrCat(" + ", c.decoy_calibration, " decoy-styled") : std::string(),
+                        c.verification_samples, c.verification_samples, c.whitebox_small_m,
+                        c.blackbox_m, 10 * c.blackbox_m, c.sequential_max_queries, c.alpha, c.seed,
+                        c.independent_seed != 0 ? absl::StrCat("Independent seeds offset by ", c.independent_seed,
+                                                               " (a held-out set). ")
+                                                : std::string(),
+                        r.models_trained,
                         r.cache_hits, r.seconds / 60, kSdkVersion);
   absl::StrAppendFormat(&md,
                         "Accuracy (paper Table III): victim %.2f%% clean / %.2f%% on styled test images; benign models "
@@ -663,36 +696,44 @@ std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
   absl::StrAppend(&md,
                   "| group | suspect | truth | clean acc | styled acc | WB Δμ | WB p | WB log10 p | WB log10 p (m=",
                   c.whitebox_small_m,
-                  ") | WB verdict | BB Δμ | BB p | BB log10 p | BB verdict | seq. queries | seq. p | seq. verdict |\n"
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                  ") | WB model log10 p | WB verdict | BB Δμ | BB p | BB log10 p | BB model log10 p | BB verdict | seq. "
+                  "queries | seq. p | seq. verdict |\n"
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const HarnessRow& x : r.rows) {
     absl::StrAppendFormat(
-        &md, "| %s | %s | %s | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
-        x.stolen ? "stolen" : "independent", x.clean_accuracy, x.styled_accuracy, D(x.whitebox), P(x.whitebox),
-        L(x.whitebox), x.whitebox.examined ? absl::StrFormat("%.1f", x.whitebox.small_m_log10_p) : "-",
-        V(x.whitebox, x.stolen), D(x.blackbox), P(x.blackbox), L(x.blackbox), V(x.blackbox, x.stolen),
+        &md, "| %s | %s | %s | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+        x.group, x.name, x.stolen ? "stolen" : "independent", x.clean_accuracy, x.styled_accuracy, D(x.whitebox),
+        P(x.whitebox), L(x.whitebox), x.whitebox.examined ? absl::StrFormat("%.1f", x.whitebox.small_m_log10_p) : "-",
+        ML(x.whitebox), V(x.whitebox, x.stolen), D(x.blackbox), P(x.blackbox), L(x.blackbox), ML(x.blackbox),
+        V(x.blackbox, x.stolen),
         x.sequential.examined ? absl::StrCat(x.sequential.queries) : "-", P(x.sequential), V(x.sequential, x.stolen));
   }
   // Rates per group and method.
   absl::StrAppend(&md, "\n| group | WB flagged | WB flagged (m=", c.whitebox_small_m,
-                  ") | BB flagged | sequential flagged | WB or BB flagged |\n|---|---|---|---|---|---|\n");
+                  ") | BB flagged | sequential flagged | WB or BB flagged | paired test alone: WB | paired test alone: BB |\n"
+                  "|---|---|---|---|---|---|---|---|\n");
   for (const std::string group : {"source", "stealing", "multi-stage", "adaptive", "independent"}) {
-    Rate wb, wb10, bb, sq, any;
+    Rate wb, wb10, bb, sq, any, wbp, bbp;
     for (const HarnessRow& x : r.rows) {
       if (x.group != group) continue;
-      if (x.whitebox.examined) { ++wb.n; wb.k += x.whitebox.flagged; ++wb10.n; wb10.k += x.whitebox.small_m_flagged; }
-      if (x.blackbox.examined) { ++bb.n; bb.k += x.blackbox.flagged; }
+      if (x.whitebox.examined) {
+        ++wb.n, wb.k += x.whitebox.flagged;
+        ++wb10.n, wb10.k += x.whitebox.small_m_flagged;
+        ++wbp.n, wbp.k += x.whitebox.paired_flagged;
+      }
+      if (x.blackbox.examined) ++bb.n, bb.k += x.blackbox.flagged, ++bbp.n, bbp.k += x.blackbox.paired_flagged;
       if (x.sequential.examined) { ++sq.n; sq.k += x.sequential.flagged; }
       ++any.n;
       any.k += x.whitebox.flagged || x.blackbox.flagged;
     }
     if (any.n == 0) continue;
-    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s |\n", group, wb.Text(), wb10.Text(), bb.Text(), sq.Text(),
-                          any.Text());
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", group, wb.Text(), wb10.Text(), bb.Text(),
+                          sq.Text(), any.Text(), wbp.Text(), bbp.Text());
   }
   absl::StrAppend(&md, "\nIndependent rows are the false-positive rate at alpha = ", c.alpha,
                   " (each model one trial); \"WB or BB\" is what a legal team that runs both tests and claims theft on "
-                  "either would see.\n\nMisses: ");
+                  "either would see. Verdicts need the paired test and the model-level test (suspect's mean score "
+                  "against the bundle's held-out benign models) to reject; \"paired test alone\" is the paper's rule.\n\nMisses: ");
   std::vector<std::string> misses;
   for (const HarnessRow& x : r.rows) {
     const bool wrong_wb = x.whitebox.examined && x.whitebox.flagged != x.stolen;

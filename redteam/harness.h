@@ -55,13 +55,18 @@ struct HarnessConfig {
   int64_t fit_steps = 300;
   // Bundle: watermarked/benign models per side, calibration models, verification samples.
   int population = 4;
-  int calibration = 2;
+  int calibration = 4;
   int verification_samples = 200;
   int train_samples = 600;
   int meta_epochs = 60;
   // Shadow architectures the bundle also trains populations of (white-box then covers them;
   // the black-box classifier learns from every architecture's populations).
   std::vector<std::string> shadow_architectures;
+  // Decoy-styled benign members and calibration models per architecture
+  // (BuildBundleOptions::decoy_members, decoy_calibration_models); the decoy styles are
+  // move::DecoyStyleImage(1000 + i) and drawn into decoys.png.
+  int decoys = 0;
+  int decoy_calibration = 0;
   // White-box: also report p at this small m (the paper's m = 10); 0 disables.
   int64_t whitebox_small_m = 10;
   // Black-box: fixed m (10 queries per sample), and the sequential test with its query cap.
@@ -73,6 +78,10 @@ struct HarnessConfig {
   // Independent models (never used by the bundle), spread over four kinds: owner's data with
   // another seed, the disjoint split, the wider net, the other architecture.
   int independents = 20;
+  // Offset of the independent models' seeds (and of the controls' benign model): a nonzero
+  // value draws a fresh, held-out set of independents, e.g. to check a setting chosen by
+  // looking at the default set.
+  uint64_t independent_seed = 0;
   // Suspect groups to make.
   bool stealing = true;
   bool leaked_data = true;  // query attacks on the victim's (watermarked) training set
@@ -109,6 +118,11 @@ struct MethodResult {
   bool in_range = true;  // the report's range check (suspect_in_range)
   double small_m_log10_p = 0;  // white-box at whitebox_small_m
   bool small_m_flagged = false;
+  // The model-level test (report.proto model_level_*), and what the paired test alone (the
+  // paper's rule, with the soundness and range checks) would have decided.
+  bool model_level_tested = false;
+  double model_level_log10_p = 0;
+  bool paired_flagged = false;
   std::vector<double> suspect_scores, reference_scores;
 };
 

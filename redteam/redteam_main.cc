@@ -32,12 +32,18 @@ ABSL_FLAG(std::string, arch, "", "Victim architecture (empty = the configuration
 ABSL_FLAG(std::string, student_arch, "", "Attackers' student architecture (empty = the configuration's).");
 ABSL_FLAG(int, independents, -1, "Independent models (-1 = the configuration's).");
 ABSL_FLAG(int64_t, zero_shot_rounds, 0, "Zero-shot generator/student rounds (0 = the configuration's).");
+ABSL_FLAG(bool, stealing, true, "Make the stealing attacks (copy, distillation, fine-tuning, query attacks).");
 ABSL_FLAG(bool, adaptive, true, "Make the adaptive attacks.");
 ABSL_FLAG(bool, zero_shot, true, "Make the data-free (zero-shot) rows, the costliest on a CPU.");
 ABSL_FLAG(bool, leaked_data, true, "Make the query attacks that use the victim's leaked (watermarked) training set.");
 ABSL_FLAG(bool, multi_stage, true, "Make the multi-stage attacks.");
 ABSL_FLAG(std::vector<std::string>, shadow, {},
           "Shadow architectures the bundle also covers (e.g. cnn-w2,wrn-16-1); each adds populations to train.");
+ABSL_FLAG(int, decoys, -1, "Decoy-styled benign members per architecture in the bundle (-1 = the configuration's).");
+ABSL_FLAG(int, decoy_calibration, -1, "Decoy-styled calibration models per architecture (-1 = the configuration's).");
+ABSL_FLAG(uint64_t, independent_seed, 0, "Offset of the independent models' seeds: nonzero draws a fresh, held-out set.");
+ABSL_FLAG(std::string, wider_arch, "", "Architecture of the 'wider net' independents (empty = the configuration's).");
+ABSL_FLAG(std::string, other_arch, "", "Architecture of the 'other architecture' independents (empty = the configuration's).");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of data splits, embedding and every model.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
@@ -86,11 +92,17 @@ absl::Status Run(const std::string& command) {
   if (absl::GetFlag(FLAGS_independents) >= 0) c.independents = absl::GetFlag(FLAGS_independents);
   if (absl::GetFlag(FLAGS_zero_shot_rounds) < 0) return absl::InvalidArgumentError("--zero_shot_rounds: must be >= 0");
   if (absl::GetFlag(FLAGS_zero_shot_rounds) > 0) c.attack.zero_shot_rounds = absl::GetFlag(FLAGS_zero_shot_rounds);
+  c.stealing = absl::GetFlag(FLAGS_stealing);
   c.adaptive = absl::GetFlag(FLAGS_adaptive);
   c.zero_shot = absl::GetFlag(FLAGS_zero_shot);
   c.leaked_data = absl::GetFlag(FLAGS_leaked_data);
   c.multi_stage = absl::GetFlag(FLAGS_multi_stage);
   c.seed = absl::GetFlag(FLAGS_seed);
+  if (absl::GetFlag(FLAGS_decoys) >= 0) c.decoys = absl::GetFlag(FLAGS_decoys);
+  if (absl::GetFlag(FLAGS_decoy_calibration) >= 0) c.decoy_calibration = absl::GetFlag(FLAGS_decoy_calibration);
+  c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
+  if (!absl::GetFlag(FLAGS_wider_arch).empty()) c.wider_arch = absl::GetFlag(FLAGS_wider_arch);
+  if (!absl::GetFlag(FLAGS_other_arch).empty()) c.other_arch = absl::GetFlag(FLAGS_other_arch);
   c.shadow_architectures = absl::GetFlag(FLAGS_shadow);
   c.device = absl::GetFlag(FLAGS_device);
   MOVE_ASSIGN_OR_RETURN(move::redteam::HarnessResult r, move::redteam::RunHarness(c));

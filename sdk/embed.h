@@ -116,6 +116,13 @@ absl::StatusOr<EmbedResult> EmbedDataset(const Dataset& dataset, const at::Tenso
 // unparsable engine parameters.
 absl::StatusOr<EmbedDatasetOptions> EmbedOptionsFromRecord(const WatermarkRecord& record);
 
+// A decoy style: a procedural texture (random oriented gratings and smooth noise, coloured
+// by a random palette; 3 x size x size float32 in [0, 1]), the same for the same seed. Not
+// for watermarking: BuildBundle trains benign models on data styled with decoys so that
+// "robust to some style" is not read as "carries the secret style" (see
+// BuildBundleOptions::decoy_members). kInvalidArgument for size outside [16, 1024].
+absl::StatusOr<at::Tensor> DecoyStyleImage(uint64_t seed, int64_t size = 128);
+
 // Parses a record written by SaveWatermarkRecord. kNotFound if missing, kDataLoss if the file
 // is not a record.
 absl::StatusOr<WatermarkRecord> LoadWatermarkRecord(const std::string& path);

@@ -66,8 +66,12 @@ struct BuildBundleOptions {
   // missed without) but also flagged an independent model (p 3e-9) that the calibration
   // check did not foresee; black-box gained nothing. An experiment, not a default.
   int student_members = 0;
-  // Benign models trained only to check soundness (never used by the classifier). Default: 2.
-  int calibration_models = 2;
+  // Benign models trained only to check soundness (never used by the classifier). Their and
+  // the reference's scores also form the model-level test's benign sample (n = 1 +
+  // calibration models over every architecture; df = n - 1), so more of them buy power
+  // for that test: with 4, a suspect must score about 4 benign standard deviations above
+  // the benign mean at alpha 0.01. Default: 4.
+  int calibration_models = 4;
   // Styled training images per model for classifier training. Default: 600.
   int train_samples = 600;
   // Styled held-out test images stored in the bundle for verification. Default: 200.
@@ -81,6 +85,16 @@ struct BuildBundleOptions {
   // meta-classifier, so white-box verification can examine suspects of that architecture.
   // Default: none.
   std::vector<std::string> shadow_architectures;
+  // Decoy members: benign models of each architecture trained on the clean data with the
+  // same fraction of images styled towards a decoy style (move::DecoyStyleImage, or
+  // BuildBundleInputs::decoy_styles), never the secret one. They join the benign side of the
+  // white-box and black-box classifiers, so that a model that is merely robust to styles
+  // (style augmentation, another vendor's MOVE watermark) is not read as carrying the secret
+  // style. Default: 0 (see the README's red-team section for what they measured).
+  int decoy_members = 0;
+  // Decoy calibration models per architecture: like decoy members but never trained on;
+  // they join the soundness check (a flag on one makes the verifier unsound). Default: 0.
+  int decoy_calibration_models = 0;
   // Whether the victim itself joins the watermarked population of its architecture's
   // classifier (more power for the victim and its copies; the positive control is then not
   // held out). Soundness rests on the calibration check either way. Default: true.
@@ -115,6 +129,9 @@ struct BuildBundleInputs {
   std::string victim_model_path;
   // The secret style image: only its SHA-256 goes into the bundle.
   at::Tensor style_image;
+  // Optional decoy style images (3 x H x W in [0, 1]); when there are fewer than the decoy
+  // models need, the rest are move::DecoyStyleImage(seed-derived). Must not be the secret style.
+  std::vector<at::Tensor> decoy_styles;
 };
 
 // Trains the populations, the white-box meta-classifier of each architecture and (unless

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "sdk/blackbox.h"
 #include "sdk/bundle.h"
@@ -99,7 +100,7 @@ class WhiteBoxE2eTest : public ::testing::Test {
     in.style_image = style;
     BuildBundleOptions bo;
     bo.population = 2;
-    bo.calibration_models = 1;
+    bo.calibration_models = 3;  // with the reference: 4 benign models per architecture for the model-level test
     bo.train_samples = 60;
     bo.verification_samples = 60;
     bo.meta_epochs = 20;
@@ -121,11 +122,21 @@ TEST_F(WhiteBoxE2eTest, BundleHoldsWhatVerificationNeeds) {
   const BundleContents& c = b->contents;
   ASSERT_EQ(c.verifiers_size(), 2);
   EXPECT_EQ(c.verifiers(1).architecture(), "cnn-w2");
-  EXPECT_EQ(c.verifiers(1).calibration_log10_p_size(), 1);
+  EXPECT_EQ(c.verifiers(1).calibration_log10_p_size(), 3);
   const ArchitectureVerifier& v = c.verifiers(0);
   EXPECT_EQ(v.architecture(), "cnn");
   EXPECT_EQ(v.features().kind(), "whitebox-sign-gradient-relative");
-  EXPECT_EQ(v.calibration_log10_p_size(), 1);
+  EXPECT_EQ(v.calibration_log10_p_size(), 3);
+  EXPECT_EQ(v.benign_models(), 2);
+  // Benign score tables for the model-level test: the reference, then the calibration models,
+  // one score per verification sample.
+  ASSERT_EQ(v.benign_scores_size(), 4);
+  EXPECT_EQ(v.benign_scores(0).kind(), "reference");
+  EXPECT_EQ(v.benign_scores(3).kind(), "calibration");
+  for (const auto& b : v.benign_scores()) EXPECT_EQ(b.scores_size(), 60);
+  ASSERT_EQ(c.blackbox().benign_scores_size(), 7);  // reference + 3 calibration per architecture
+  EXPECT_EQ(c.blackbox().benign_scores(6).architecture(), "cnn-w2");
+  EXPECT_EQ(v.watermarked_models(), 2);
   EXPECT_FALSE(v.reference_model().empty());
   EXPECT_EQ(c.samples().labels().shape(0), 60);
   EXPECT_EQ(c.watermark_record().picked_indices_size(), 160);
@@ -155,8 +166,15 @@ TEST_F(WhiteBoxE2eTest, VerifiesTheVictimWithAFullReport) {
     EXPECT_FALSE(r->stolen());
     EXPECT_NE(r->verdict().find("inconclusive"), std::string::npos);
   } else {
-    EXPECT_EQ(r->stolen(), r->p_value() < 0.01);
+    EXPECT_EQ(r->stolen(), r->p_value() < 0.01 && r->model_level_reject());
   }
+  // The model-level test ran on the 4 held-out benign models' mean scores over the same samples.
+  EXPECT_TRUE(r->model_level_tested());
+  ASSERT_EQ(r->benign_mean_scores_size(), 4);
+  double ref_mean = 0;
+  for (double x : r->reference_scores()) ref_mean += x / r->reference_scores_size();
+  EXPECT_NEAR(r->benign_mean_scores(0), ref_mean, 1e-5);  // the stored table is the reference's
+  EXPECT_EQ(r->model_level_benign_models(), 4);
   o.m = 20;
   auto sub = VerifyWhiteBox(*b, world->victim_path, o);
   ASSERT_TRUE(sub.ok());
@@ -221,6 +239,126 @@ TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
   auto r = BuildBundle(in, recipe, bo);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("distillation recipe"), std::string::npos) << r.status();
+}
+
+TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
+  BuildBundleInputs in;
+  in.watermark = &world->wm;
+  in.clean_train = &world->train;
+  in.clean_test = &world->test;
+  in.spec = world->spec;
+  in.victim_model_path = world->victim_path;
+  in.style_image = *LoadImage("testdata/style_leopard.png");
+  BuildBundleOptions bo;
+  bo.population = 2;
+  bo.calibration_models = 1;
+  bo.train_samples = 60;
+  bo.verification_samples = 60;
+  bo.meta_epochs = 20;
+  bo.decoy_members = 1;
+  bo.decoy_calibration_models = 1;
+  bo.show_progress = false;
+  std::vector<at::Tensor> trained_on;
+  TrainingRecipe recipe = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) {
+    trained_on.push_back(d.images);
+    return Recipe(arch, d, seed);
+  };
+  auto c = BuildBundle(in, recipe, bo);
+  ASSERT_TRUE(c.ok()) << c.status();
+  // 2 + 2 population, reference, calibration, decoy member, decoy calibration.
+  ASSERT_EQ(trained_on.size(), 8u);
+  // The two decoy models saw data that is neither the clean nor the watermarked set, nor each other's.
+  const at::Tensor clean = ToRgb(world->train).images, marked = world->wm.dataset.images;
+  for (size_t i = 6; i < 8; ++i) {
+    EXPECT_FALSE(torch::equal(trained_on[i], clean)) << i;
+    EXPECT_FALSE(torch::equal(trained_on[i], marked)) << i;
+  }
+  EXPECT_FALSE(torch::equal(trained_on[6], trained_on[7]));
+  const ArchitectureVerifier& v = c->verifiers(0);
+  EXPECT_EQ(v.benign_models(), 3);  // 2 population + 1 decoy member
+  EXPECT_EQ(v.watermarked_models(), 2);
+  EXPECT_EQ(v.calibration_log10_p_size(), 2);  // benign + decoy-styled
+  EXPECT_EQ(c->blackbox().benign_models(), 3);
+  EXPECT_EQ(c->blackbox().calibration_log10_p_size(), 2);
+  ASSERT_EQ(v.benign_scores_size(), 3);
+  EXPECT_EQ(v.benign_scores(2).kind(), "decoy-styled calibration");
+  EXPECT_EQ(c->metadata().at("decoy_members"), "1");
+  EXPECT_EQ(c->metadata().at("decoy_calibration_models"), "1");
+  // Two decoy styles (member, calibration), recorded by hash, neither the secret.
+  const std::vector<std::string> decoys = absl::StrSplit(c->metadata().at("decoy_style_sha256"), ',');
+  ASSERT_EQ(decoys.size(), 2u);
+  EXPECT_NE(decoys[0], decoys[1]);
+  EXPECT_NE(decoys[0], c->style_image_sha256());
+  // A flagged calibration model is named by kind.
+  if (!v.sound()) EXPECT_NE(v.unsound_reason().find("benign"), std::string::npos);
+}
+
+TEST_F(WhiteBoxE2eTest, DecoyStylesAreCheckedBeforeAnyTraining) {
+  BuildBundleInputs in;
+  in.watermark = &world->wm;
+  in.clean_train = &world->train;
+  in.clean_test = &world->test;
+  in.spec = world->spec;
+  in.victim_model_path = world->victim_path;
+  in.style_image = *LoadImage("testdata/style_leopard.png");
+  in.decoy_styles = {in.style_image};
+  BuildBundleOptions bo;
+  bo.decoy_members = 1;
+  bo.show_progress = false;
+  int trained = 0;
+  TrainingRecipe recipe = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) {
+    ++trained;
+    return Recipe(arch, d, seed);
+  };
+  auto r = BuildBundle(in, recipe, bo);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("decoy_styles[0]: is the secret style image"), std::string::npos) << r.status();
+  EXPECT_EQ(trained, 0);
+  bo.decoy_members = -1;
+  EXPECT_EQ(BuildBundle(in, recipe, bo).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WhiteBoxE2eTest, ModelLevelTestOverridesAPairedFlagWithinTheBenignSpread) {
+  auto original = ReadBundle(world->bundle_path, world->key.public_key);
+  auto base = VerifyWhiteBox(*original, world->victim_path, {});
+  ASSERT_TRUE(base.ok());
+  BundleContents c = world->contents;
+  c.mutable_verifiers(0)->set_sound(true);
+  // Calibration models that (as far as the table says) score as high as the victim: the
+  // victim is then within what independent models reach, whatever the paired test says.
+  for (int k = 1; k < c.verifiers(0).benign_scores_size(); ++k) {
+    auto* scores = c.mutable_verifiers(0)->mutable_benign_scores(k)->mutable_scores();
+    for (int i = 0; i < scores->size(); ++i) scores->Set(i, static_cast<float>(base->suspect_scores(i) * (0.9 + 0.1 * k)));
+  }
+  ASSERT_TRUE(WriteBundle(c, world->key, TempDir() + "/spread.move").ok());
+  auto b = ReadBundle(TempDir() + "/spread.move", world->key.public_key);
+  auto r = VerifyWhiteBox(*b, world->victim_path, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->model_level_tested());
+  EXPECT_FALSE(r->model_level_reject());
+  EXPECT_FALSE(r->stolen());
+  EXPECT_EQ(r->p_value(), base->p_value());  // the paired test itself is unchanged
+  if (r->p_value() < 0.01) {
+    EXPECT_NE(r->verdict().find("within what independent models reach"), std::string::npos) << r->verdict();
+  }
+  // A bundle without tables (an older SDK's) skips the test and says so.
+  c.mutable_verifiers(0)->clear_benign_scores();
+  ASSERT_TRUE(WriteBundle(c, world->key, TempDir() + "/old.move").ok());
+  auto old = VerifyWhiteBox(*ReadBundle(TempDir() + "/old.move", world->key.public_key), world->victim_path, {});
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->model_level_tested());
+  EXPECT_EQ(old->stolen(), old->p_value() < 0.01);
+  bool warned = false;
+  for (const auto& w : old->warnings()) warned |= w.find("model-level test was skipped") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // A table too short for the samples is data loss, not a verdict.
+  c.mutable_verifiers(0)->add_benign_scores()->add_scores(0.5f);
+  c.mutable_verifiers(0)->add_benign_scores()->add_scores(0.5f);
+  ASSERT_TRUE(WriteBundle(c, world->key, TempDir() + "/short.move").ok());
+  EXPECT_EQ(VerifyWhiteBox(*ReadBundle(TempDir() + "/short.move", world->key.public_key), world->victim_path, {})
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(WhiteBoxE2eTest, UnsoundBundleNeverClaimsTheft) {
@@ -319,7 +457,7 @@ TEST_F(WhiteBoxE2eTest, BlackBoxVerifierIsInTheBundle) {
   EXPECT_EQ(v.population_architectures_size(), 2);
   EXPECT_EQ(v.watermarked_models(), 5);
   EXPECT_EQ(v.benign_models(), 4);
-  EXPECT_EQ(v.calibration_log10_p_size(), 2);
+  EXPECT_EQ(v.calibration_log10_p_size(), 6);
   EXPECT_EQ(v.classifier().at("w1").shape(1), 50);
 }
 

@@ -20,5 +20,7 @@ for s in "${settings[@]}"; do
   bazel-bin/redteam/move_redteam --config=full $s --adaptive=false --multi_stage=false --zero_shot=false \
       --independents=4 --out="out/redteam-study/$name" --cache=out/redteam-cache > "out/redteam-study/$name.log" 2>&1
 done
-python3 tools/redteam_study_table.py out/redteam-study "${settings[@]}" > out/redteam-study/study.md
+baseline=()
+if [ -f out/redteam/results.json ]; then baseline=("--baseline=out/redteam"); fi
+python3 tools/redteam_study_table.py out/redteam-study "${baseline[@]}" "${settings[@]}" > out/redteam-study/study.md
 cat out/redteam-study/study.md

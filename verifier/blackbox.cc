@@ -120,6 +120,12 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
         (label ? watermarked : benign) += 1;
       }
     }
+    for (const torch::jit::Module& d : pop.decoys) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(d, train.styled, train.clean, shift));
+      train_x.push_back(f);
+      train_y.push_back(torch::zeros({p}, torch::kInt64));
+      benign += 1;
+    }
     if (pop.is_victim && o.victim_in_population) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(pop.positive, train.styled, train.clean, shift));
       extra_x.push_back(f);
@@ -142,6 +148,7 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
     return classifier.Score(f);
   };
   MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, scores(home.reference));
+  AddBenignScores(ref_scores, "reference", home.architecture, v->mutable_benign_scores());
   auto test = [&](const torch::jit::Module& m) -> absl::StatusOr<PairedTestResult> {
     MOVE_ASSIGN_OR_RETURN(at::Tensor s, scores(m));
     return OneSidedPairedTTest(ToVector(s), ToVector(ref_scores), o.alpha);
@@ -173,13 +180,16 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   v->set_sound(true);
   for (const auto& pop : populations) {
     for (size_t i = 0; i < pop.calibration.size(); ++i) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(pop.calibration[i]));
+      AddBenignScores(cs, CalibrationKind(pop, i) == std::string("benign") ? "calibration" : "decoy-styled calibration",
+                      pop.architecture, v->mutable_benign_scores());
       MOVE_ASSIGN_OR_RETURN(PairedTestResult r, test(pop.calibration[i]));
       v->add_calibration_log10_p(r.log10_p_value);
       if (r.reject && v->sound()) {
         v->set_sound(false);
-        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (", pop.architecture,
-                                           ", benign, never used in training) was flagged at p = ", r.p_value,
-                                           " < alpha ", o.alpha));
+        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (", pop.architecture, ", ",
+                                           CalibrationKind(pop, i), ", never used in training) was flagged at p = ",
+                                           r.p_value, " < alpha ", o.alpha));
       }
     }
   }
@@ -197,6 +207,7 @@ using namespace verifier_internal;  // NOLINT: this file implements them
 struct Loaded {
   const BlackBoxVerifier* v = nullptr;
   SampleSet samples;  // the m-subset
+  at::Tensor indices;  // their indices in the bundle's samples
   int64_t shift = 0;
 };
 
@@ -221,6 +232,7 @@ absl::StatusOr<Loaded> LoadForBlackBox(const OpenedBundle& bundle, const BlackBo
   const int64_t available = all.labels.size(0);
   MOVE_ASSIGN_OR_RETURN(at::Tensor idx, VerificationSubset(available, o.m == 0 ? available : o.m, o.seed));
   l.samples = {all.styled.index_select(0, idx), all.clean.index_select(0, idx), all.labels.index_select(0, idx)};
+  l.indices = idx;
   return l;
 }
 
@@ -331,6 +343,7 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   }
   BettingTest betting(o.alpha);
   std::vector<double> suspect_scores, paired_ref;
+  std::vector<int64_t> used_samples;  // bundle indices, in the order asked
   int64_t suspect_correct = 0, reference_correct = 0;
   const std::vector<at::Tensor> rounds = Rounds(m, o);
   core::Progress progress(absl::StrCat("black-box queries (", channel.Describe(), ")"), o.sequential ? max_queries : 10 * m,
@@ -360,6 +373,7 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
       const double ref = ref_scores[idx[i].item<int64_t>()];
       suspect_scores.push_back(sv[i]);
       paired_ref.push_back(ref);
+      used_samples.push_back(l.indices[idx[i].item<int64_t>()].item<int64_t>());
       MOVE_RETURN_IF_ERROR(betting.Add(sv[i] - ref));
     }
     progress.Update(queries, o.sequential ? absl::StrFormat("p <= %.3g", betting.p_value()) : "");
@@ -403,6 +417,7 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   rep.set_reference_mean_score(mean_r);
   Decide(reject, v.sound(), v.unsound_reason(), "black-box", v.type1_error(), v.type2_error(), o.alpha,
          /*warn_below_minimum=*/!(o.sequential && reject), &rep);
+  MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used_samples, mean_s, o.alpha, &rep));
   ApplyRangeCheck(static_cast<double>(suspect_correct) / pairs, static_cast<double>(reference_correct) / pairs,
                   o.min_relative_accuracy, &rep);
   rep.set_queries(queries);

@@ -162,6 +162,8 @@ using verifier_internal::VerificationSamplesSha;
 struct SharedSamples {
   at::Tensor train_styled, train_clean, train_labels;  // classifier training samples
   at::Tensor ver_styled, ver_clean, ver_labels;        // verification samples
+  // Training sets styled towards decoy styles: decoy members first, then decoy calibration.
+  std::vector<Dataset> decoy_sets;
 };
 
 // Trains one architecture's populations, classifier, reference and calibration models and
@@ -195,6 +197,13 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     MOVE_ASSIGN_OR_RETURN(auto m, train(clean, base + 300 + i, "calibration"));
     calibration.push_back(m);
   }
+  std::vector<torch::jit::Module> decoys;
+  for (int i = 0; i < o.decoy_members + o.decoy_calibration_models; ++i) {
+    const bool member = i < o.decoy_members;
+    MOVE_ASSIGN_OR_RETURN(auto m, train(samples.decoy_sets[i], base + (member ? 800 : 900) + i,
+                                        member ? "decoy member" : "decoy calibration"));
+    (member ? decoys : calibration).push_back(m);
+  }
   // Students: distilled from population members that are not held out, on the teacher's
   // own training data; as many of benign teachers as of watermarked ones, so that being a
   // student is not itself evidence.
@@ -225,6 +234,8 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
   models->calibration = calibration;
   models->students_watermarked = students_w;
   models->students_benign = students_b;
+  models->decoys = decoys;
+  models->decoy_calibration = o.decoy_calibration_models;
   models->reference = reference;
   models->positive = positive;
   models->is_victim = victim != nullptr;
@@ -250,6 +261,12 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
         train_x.push_back(f);
         train_y.push_back(torch::full({p}, label, torch::kInt64));
       }
+    }
+    for (const torch::jit::Module& d : decoys) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, Features(kind, extractor, d, samples.train_styled, samples.train_clean,
+                                                   samples.train_labels));
+      train_x.push_back(f);
+      train_y.push_back(torch::zeros({p}, torch::kInt64));
     }
     progress.Finish();
     verifier_internal::MetaClassifierOptions mo;
@@ -282,6 +299,7 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
       return classifier.Score(f);
     };
     MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, scores(reference));
+    verifier_internal::AddBenignScores(ref_scores, "reference", arch, v->mutable_benign_scores());
     auto test = [&](const torch::jit::Module& m) -> absl::StatusOr<verifier_internal::PairedTestResult> {
       MOVE_ASSIGN_OR_RETURN(at::Tensor s, scores(m));
       return verifier_internal::OneSidedPairedTTest(ToVector(s), ToVector(ref_scores), o.alpha);
@@ -301,15 +319,20 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     v->set_type1_error(errors.type1);
     v->set_type2_error(errors.type2);
     v->set_watermarked_models(o.population + static_cast<int>(students_w.size()));
-    v->set_benign_models(o.population + static_cast<int>(students_b.size()));
+    v->set_benign_models(o.population + static_cast<int>(students_b.size() + decoys.size()));
     v->set_sound(true);
     for (size_t i = 0; i < calibration.size(); ++i) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(calibration[i]));
+      verifier_internal::AddBenignScores(cs, verifier_internal::CalibrationKind(*models, i) == std::string("benign")
+                                                 ? "calibration" : "decoy-styled calibration",
+                                         arch, v->mutable_benign_scores());
       MOVE_ASSIGN_OR_RETURN(auto r, test(calibration[i]));
       v->add_calibration_log10_p(r.log10_p_value);
-      if (r.reject) {
+      if (r.reject && v->sound()) {
         v->set_sound(false);
-        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (benign, never used in training) was flagged at p = ",
-                                           r.p_value, " < alpha ", o.alpha));
+        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (",
+                                           verifier_internal::CalibrationKind(*models, i),
+                                           ", never used in training) was flagged at p = ", r.p_value, " < alpha ", o.alpha));
       }
     }
     MOVE_ASSIGN_OR_RETURN(auto positive_test, test(positive));
@@ -332,6 +355,8 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
     return absl::InvalidArgumentError("student_members: needs a distillation recipe");
   }
   if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
+  if (o.decoy_members < 0) return absl::InvalidArgumentError("decoy_members: must be >= 0");
+  if (o.decoy_calibration_models < 0) return absl::InvalidArgumentError("decoy_calibration_models: must be >= 0");
   if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
   if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
     return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
@@ -374,6 +399,33 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
     samples.ver_clean = ver.images;
     samples.ver_labels = ver.labels;
   }
+  // Decoy training sets: the clean data with the watermark's rate and engine, other styles.
+  std::vector<std::string> decoy_shas;
+  {
+    const std::string secret_sha = core::TensorSha256(in.style_image);
+    for (int i = 0; i < o.decoy_members + o.decoy_calibration_models; ++i) {
+      at::Tensor decoy;
+      if (i < static_cast<int>(in.decoy_styles.size())) {
+        decoy = in.decoy_styles[i];
+      } else {
+        MOVE_ASSIGN_OR_RETURN(decoy, DecoyStyleImage(base + 800 + i));
+      }
+      if (!decoy.defined()) return absl::InvalidArgumentError(absl::StrCat("decoy_styles[", i, "]: undefined tensor"));
+      const std::string sha = core::TensorSha256(decoy);
+      if (sha == secret_sha) {
+        return absl::InvalidArgumentError(absl::StrCat("decoy_styles[", i, "]: is the secret style image"));
+      }
+      MOVE_ASSIGN_OR_RETURN(EmbedDatasetOptions eo, EmbedOptionsFromRecord(in.watermark->record));
+      eo.seed = base + 850 + i;
+      eo.show_progress = o.show_progress;
+      absl::StatusOr<EmbedResult> styled = EmbedDataset(*in.clean_train, decoy, eo);
+      if (!styled.ok()) {
+        return absl::Status(styled.status().code(), absl::StrCat("decoy ", i, ": ", styled.status().message()));
+      }
+      samples.decoy_sets.push_back(std::move(styled->dataset));
+      decoy_shas.push_back(sha);
+    }
+  }
 
   BundleContents c;
   c.set_format("move.bundle.v1");
@@ -410,6 +462,9 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   meta["victim_in_population"] = o.victim_in_population ? "true" : "false";
   meta["blackbox"] = o.blackbox ? "true" : "false";
   meta["student_members"] = absl::StrCat(distill ? o.student_members : 0);
+  meta["decoy_members"] = absl::StrCat(o.decoy_members);
+  meta["decoy_calibration_models"] = absl::StrCat(o.decoy_calibration_models);
+  meta["decoy_style_sha256"] = absl::StrJoin(decoy_shas, ",");
   meta["threads"] = absl::StrCat(NumThreads());
   meta["runtime"] = RuntimeDescription();
   return c;
@@ -491,6 +546,11 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
   verifier_internal::Decide(t.reject, v->sound(), v->unsound_reason(), "white-box", v->type1_error(), v->type2_error(),
                             options.alpha, /*warn_below_minimum=*/true, &r);
   {
+    const std::vector<int64_t> used(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
+    MOVE_RETURN_IF_ERROR(verifier_internal::ApplyModelLevelTest(v->benign_scores(), used, ss.mean().item<double>(),
+                                                                options.alpha, &r));
+  }
+  {
     if (!(options.min_relative_accuracy >= 0 && options.min_relative_accuracy <= 1)) {
       return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
     }
@@ -516,6 +576,53 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
 }
 
 namespace verifier_internal {
+
+void AddBenignScores(const at::Tensor& scores, const std::string& kind, const std::string& architecture,
+                     google::protobuf::RepeatedPtrField<BenignScores>* table) {
+  BenignScores* b = table->Add();
+  b->set_kind(kind);
+  b->set_architecture(architecture);
+  for (double x : ToVector(scores)) b->add_scores(static_cast<float>(x));
+}
+
+absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<BenignScores>& benign,
+                                 const std::vector<int64_t>& sample_indices, double suspect_mean, double alpha,
+                                 VerificationReport* r) {
+  if (benign.size() < 2) {
+    r->set_model_level_tested(false);
+    r->add_warnings("the bundle holds no benign score table (built by an older SDK): the model-level test was "
+                    "skipped and the verdict rests on the paired test alone");
+    return absl::OkStatus();
+  }
+  std::vector<double> means;
+  for (const BenignScores& b : benign) {
+    double sum = 0;
+    for (int64_t i : sample_indices) {
+      if (i < 0 || i >= b.scores_size()) {
+        return absl::DataLossError(absl::StrCat("bundle: benign score table '", b.kind(), "' has ", b.scores_size(),
+                                                " scores, sample ", i, " needed"));
+      }
+      sum += b.scores(static_cast<int>(i));
+    }
+    means.push_back(sum / std::max<size_t>(1, sample_indices.size()));
+  }
+  MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult t, ModelLevelTest(suspect_mean, means, alpha));
+  r->set_model_level_tested(true);
+  r->set_model_level_p_value(t.p_value);
+  r->set_model_level_log10_p_value(t.log10_p_value);
+  r->set_model_level_t(t.t);
+  r->set_model_level_benign_models(t.n);
+  r->mutable_benign_mean_scores()->Add(means.begin(), means.end());
+  r->set_model_level_reject(t.reject);
+  if (r->stolen() && !t.reject) {
+    r->set_stolen(false);
+    r->set_verdict(absl::StrFormat(
+        "not stolen: the suspect scores above the reference (paired p = %.3g), but its mean score %.3f is within what "
+        "independent models reach (%d held-out benign models: mean %.3f, sd %.3f; model-level p = %.3g >= alpha %g)",
+        r->p_value(), suspect_mean, t.n, t.benign_mean, t.benign_sd, t.p_value, alpha));
+  }
+  return absl::OkStatus();
+}
 
 void ApplyRangeCheck(double suspect_accuracy, double reference_accuracy, double min_relative, VerificationReport* r) {
   r->set_suspect_clean_accuracy(suspect_accuracy);

@@ -28,11 +28,21 @@ struct PopulationModels {
   std::vector<torch::jit::Module> watermarked, benign, calibration;
   // Students distilled from watermarked / benign members (training only, never validation).
   std::vector<torch::jit::Module> students_watermarked, students_benign;
+  // Benign models trained on decoy-styled data (training only, on the benign side).
+  std::vector<torch::jit::Module> decoys;
+  // How many of `calibration` (at the end) are decoy calibration models.
+  int decoy_calibration = 0;
   torch::jit::Module reference;
   // The victim (for the victim's architecture) or a shadow victim; `is_victim` tells which.
   torch::jit::Module positive;
   bool is_victim = false;
 };
+
+// "benign" or "decoy-styled benign": what calibration model i of `pop` is.
+inline const char* CalibrationKind(const PopulationModels& pop, size_t i) {
+  return i + pop.decoy_calibration >= pop.calibration.size() && pop.decoy_calibration > 0 ? "decoy-styled benign"
+                                                                                           : "benign";
+}
 
 // TorchScript archive bytes of a module, and back (eval mode, on `device`).
 absl::StatusOr<std::string> ModuleBytes(const torch::jit::Module& m);
@@ -57,6 +67,19 @@ void Decide(bool reject, bool sound, const std::string& unsound_reason, const ch
 // The range check after Decide: records the accuracies and, when the suspect's clean
 // accuracy is below min_relative x the reference's, turns a theft claim into "inconclusive"
 // (a "not stolen" answer gets a warning instead).
+// Model-level test of a decided report (see report.proto, model_level_*): the suspect's mean
+// score against the mean scores of the bundle's held-out benign models over the same bundle
+// sample indices. A paired-test "stolen" becomes "not stolen" when the model-level test does
+// not reject. Bundles without benign scores: skipped with a warning. kDataLoss for a benign
+// score table that does not cover the samples.
+absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<BenignScores>& benign,
+                                 const std::vector<int64_t>& sample_indices, double suspect_mean, double alpha,
+                                 VerificationReport* r);
+
+// Appends a held-out benign model's scores to a verifier's table.
+void AddBenignScores(const at::Tensor& scores, const std::string& kind, const std::string& architecture,
+                     google::protobuf::RepeatedPtrField<BenignScores>* table);
+
 void ApplyRangeCheck(double suspect_accuracy, double reference_accuracy, double min_relative, VerificationReport* r);
 
 // Provenance of a report: bundle hash and signer, SDK version, seed, device, threads, seconds.

@@ -104,6 +104,36 @@ absl::StatusOr<PairedTestResult> OneSidedPairedTTest(absl::Span<const double> su
   return r;
 }
 
+absl::StatusOr<ModelLevelTestResult> ModelLevelTest(double suspect_mean, absl::Span<const double> benign_means,
+                                                    double alpha) {
+  if (!(alpha > 0 && alpha < 1)) return absl::InvalidArgumentError(absl::StrCat("alpha: must be in (0, 1), got ", alpha));
+  if (benign_means.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("benign_means: need at least 2 benign models, got ", benign_means.size()));
+  }
+  if (!std::isfinite(suspect_mean)) return absl::InvalidArgumentError("suspect_mean: not finite");
+  for (double v : benign_means) {
+    if (!std::isfinite(v)) return absl::InvalidArgumentError("benign_means: a value is not finite");
+  }
+  ModelLevelTestResult r;
+  r.n = static_cast<int>(benign_means.size());
+  r.suspect_mean = suspect_mean;
+  r.benign_mean = std::accumulate(benign_means.begin(), benign_means.end(), 0.0) / r.n;
+  double ss = 0;
+  for (double v : benign_means) ss += (v - r.benign_mean) * (v - r.benign_mean);
+  r.benign_sd = std::sqrt(ss / (r.n - 1));
+  if (r.benign_sd <= 1e-12 * std::max(1.0, std::abs(r.benign_mean))) {
+    r.method = "degenerate (benign models score identically)";
+    r.benign_sd = 0;
+    return r;
+  }
+  r.method = "prediction-interval t-test";
+  r.t = (suspect_mean - r.benign_mean) / (r.benign_sd * std::sqrt(1.0 + 1.0 / r.n));
+  r.log10_p_value = Log10StudentTUpperTail(r.t, r.n - 1);
+  r.p_value = std::pow(10.0, r.log10_p_value);
+  r.reject = r.log10_p_value < std::log10(alpha);
+  return r;
+}
+
 absl::StatusOr<int64_t> MinimumSamples(double a1, double a2, double alpha) {
   if (!(a1 >= 0 && a1 <= 1) || !(a2 >= 0 && a2 <= 1)) {
     return absl::InvalidArgumentError("type1_error and type2_error: must be in [0, 1]");

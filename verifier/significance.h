@@ -46,6 +46,36 @@ absl::StatusOr<PairedTestResult> OneSidedPairedTTest(absl::Span<const double> su
                                                      absl::Span<const double> reference,
                                                      double alpha);
 
+// Model-level test: is the suspect's mean score above what independent models reach?
+//
+// The paired test above asks whether the suspect scores higher than ONE benign reference on
+// the same samples; with m = 100 samples even a small systematic difference between two
+// unrelated models is "significant", so it cannot by itself tell a stolen model from an
+// independent one that happens to score a little higher (measured in the red-team harness:
+// another architecture and a style-robust benign model were flagged at p 1e-6). This test
+// takes the model, not the sample, as the unit: given the mean scores of n >= 2 held-out
+// benign models on the same samples (the reference and the calibration models, stored in the
+// bundle), it is the one-sided prediction-interval t-test
+//   t = (suspect_mean - mean(benign)) / (sd(benign) sqrt(1 + 1/n)),  df = n - 1,
+// exact when benign mean scores are normal and the suspect, were it independent, would be
+// one more draw from them. Few benign models give few degrees of freedom: evidence must then
+// be large to count, which is the honest price of a small calibration set.
+struct ModelLevelTestResult {
+  int n = 0;                   // benign models
+  double benign_mean = 0;      // their mean score
+  double benign_sd = 0;        // their standard deviation (n - 1 denominator)
+  double suspect_mean = 0;
+  double t = 0;
+  double p_value = 1, log10_p_value = 0;
+  bool reject = false;
+  // "prediction-interval t-test", or "degenerate (benign models score identically)" when
+  // their sd is 0: then nothing is claimed (p = 1).
+  std::string method;
+};
+// kInvalidArgument for fewer than 2 benign means, a non-finite value or alpha outside (0, 1).
+absl::StatusOr<ModelLevelTestResult> ModelLevelTest(double suspect_mean, absl::Span<const double> benign_means,
+                                                    double alpha);
+
 // log10 of the upper tail P(T > t) of Student's t with `df` degrees of freedom, accurate
 // far below the smallest double (e.g. t = 1e4, df = 9 gives about -32).
 double Log10StudentTUpperTail(double t, double df);

@@ -1,6 +1,7 @@
 #include "verifier/significance.h"
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -130,6 +131,56 @@ TEST(ReferenceCompatible, HarmonicMeanOfWelchDraws) {
   EXPECT_NEAR(r->mean_delta_mu, 0.6, 0.1);
   auto again = ReferenceCompatibleTest(sus, ref, 40, 10, 1);
   EXPECT_EQ(r->harmonic_mean_p, again->harmonic_mean_p);
+}
+
+TEST(ModelLevelTest, MatchesTheClosedFormForTwoDegreesOfFreedom) {
+  // Benign means 0.1, 0.2, 0.3: mean 0.2, sd 0.1; t = 0.7 / (0.1 sqrt(4/3)).
+  auto r = ModelLevelTest(0.9, {0.1, 0.2, 0.3}, 0.01);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const double t = 0.7 / (0.1 * std::sqrt(4.0 / 3.0));
+  EXPECT_NEAR(r->t, t, 1e-12);
+  EXPECT_EQ(r->n, 3);
+  EXPECT_NEAR(r->benign_sd, 0.1, 1e-12);
+  // Student's t with 2 df: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2.
+  const double p = 0.5 * (1 - t / std::sqrt(t * t + 2));
+  EXPECT_NEAR(r->p_value, p, 1e-9);
+  EXPECT_NEAR(p, 0.0131, 1e-4);
+  EXPECT_FALSE(r->reject);  // 0.013 > 0.01: three benign models ask for a larger gap
+  EXPECT_TRUE(ModelLevelTest(1.5, {0.1, 0.2, 0.3}, 0.01)->reject);
+  EXPECT_FALSE(ModelLevelTest(0.0, {0.1, 0.2, 0.3}, 0.01)->reject);
+}
+
+TEST(ModelLevelTest, ControlsTheFalsePositiveRateForIndependentModels) {
+  // The suspect is one more draw from the benign models' distribution: rejection rate alpha.
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal(0.3, 0.05);
+  for (int n : {3, 5}) {
+    int rejected = 0;
+    const int trials = 20000;
+    for (int i = 0; i < trials; ++i) {
+      std::vector<double> benign(n);
+      for (double& b : benign) b = normal(rng);
+      rejected += ModelLevelTest(normal(rng), benign, 0.01)->reject;
+    }
+    const double rate = static_cast<double>(rejected) / trials, se = std::sqrt(0.01 * 0.99 / trials);
+    EXPECT_LT(rate, 0.01 + 3 * se) << "n " << n;
+    EXPECT_GT(rate, 0.01 - 3 * se) << "n " << n;  // exact, not merely conservative
+  }
+}
+
+TEST(ModelLevelTest, DegenerateAndBadInputs) {
+  auto same = ModelLevelTest(0.9, {0.2, 0.2, 0.2}, 0.01);
+  ASSERT_TRUE(same.ok());
+  EXPECT_FALSE(same->reject);
+  EXPECT_EQ(same->p_value, 1);
+  EXPECT_NE(same->method.find("degenerate"), std::string::npos);
+  EXPECT_EQ(ModelLevelTest(0.9, {0.2}, 0.01).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ModelLevelTest(NAN, {0.1, 0.2}, 0.01).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ModelLevelTest(0.5, {0.1, INFINITY}, 0.01).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ModelLevelTest(0.5, {0.1, 0.2}, 1.0).status().code(), absl::StatusCode::kInvalidArgument);
+  // Overwhelming evidence keeps its log10.
+  auto big = ModelLevelTest(1e6, {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, 0.01);
+  EXPECT_LT(big->log10_p_value, -20);
 }
 
 }  // namespace

@@ -246,3 +246,33 @@ TEST_F(EmbedTest, AdaInBadNetworksGiveClearErrors) {
 
 }  // namespace
 }  // namespace move
+
+namespace move {
+namespace {
+
+TEST_F(EmbedTest, DecoyStylesAreDeterministicDistinctAndUsableAsStyles) {
+  auto a = DecoyStyleImage(1), a2 = DecoyStyleImage(1), b = DecoyStyleImage(2);
+  ASSERT_TRUE(a.ok() && a2.ok() && b.ok()) << a.status();
+  EXPECT_EQ(a->sizes(), (std::vector<int64_t>{3, 128, 128}));
+  EXPECT_TRUE(torch::equal(*a, *a2));
+  EXPECT_GT((*a - *b).abs().mean().item<double>(), 0.05);
+  EXPECT_GE(a->min().item<double>(), 0.0);
+  EXPECT_LE(a->max().item<double>(), 1.0);
+  // Texture, not a flat colour: spatial contrast in every decoy of a few seeds.
+  for (uint64_t s = 0; s < 5; ++s) {
+    auto d = DecoyStyleImage(s, 64);
+    ASSERT_TRUE(d.ok());
+    EXPECT_GT(d->std().item<double>(), 0.08) << "seed " << s;
+  }
+  // And the style engine can move images towards it.
+  EmbedDatasetOptions o = Quick();
+  o.texture.fit_steps = 120;
+  auto r = EmbedDataset(*data_, *a, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->record.style_distance_before(), 2 * r->record.style_distance_after())
+      << r->record.style_distance_before() << " vs " << r->record.style_distance_after();
+  EXPECT_EQ(DecoyStyleImage(0, 8).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace move
