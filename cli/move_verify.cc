@@ -27,6 +27,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/files.h"
 #include "core/status_macros.h"
 #include "sdk/blackbox.h"
@@ -78,6 +79,19 @@ absl::Status WriteOrPrintReport(const move::VerificationReport& r) {
   MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::GetFlag(FLAGS_report), json));
   std::printf("  report:         %s\n", absl::GetFlag(FLAGS_report).c_str());
   return absl::OkStatus();
+}
+
+// The model-level test's line: the suspect's mean score against the held-out benign models'.
+void PrintModelLevel(const move::VerificationReport& r) {
+  if (!r.model_level_tested()) {
+    std::printf("  model level:    not tested (the bundle has no benign score table)\n");
+    return;
+  }
+  std::string means;
+  for (double x : r.benign_mean_scores()) absl::StrAppendFormat(&means, " %.3f", x);
+  std::printf("  model level:    p %.3g (log10 %.2f): suspect mean %.3f vs %d held-out benign models' means%s (%s)\n",
+              r.model_level_p_value(), r.model_level_log10_p_value(), r.suspect_mean_score(),
+              r.model_level_benign_models(), means.c_str(), r.model_level_reject() ? "rejects" : "does not reject");
 }
 
 absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
@@ -147,6 +161,7 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
               r.reference_mean_score());
   std::printf("  clean accuracy: suspect %.3f vs reference %.3f on the verification images (range check %s)\n",
               r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
+  PrintModelLevel(r);
   std::printf("  queries:        %lld of at most %lld%s\n", static_cast<long long>(r.queries()),
               static_cast<long long>(r.max_queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
   std::printf("  classifier:     %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
@@ -200,6 +215,7 @@ absl::Status Run() {
               r.reference_mean_score());
   std::printf("  clean accuracy: suspect %.3f vs reference %.3f on the verification images (range check %s)\n",
               r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
+  PrintModelLevel(r);
   std::printf("  architecture:   %s, features %s, classifier %s\n", r.architecture().c_str(), r.feature_design().c_str(),
               r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
   std::printf("  bundle sha256:  %s (signer %s..., %s)\n", r.bundle_sha256().c_str(), r.signer_fingerprint().substr(0, 16).c_str(),

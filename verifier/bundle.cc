@@ -190,7 +190,8 @@ std::string DescribeBundle(const OpenedBundle& b) {
     absl::StrAppend(&out, "verifier:          ", v.architecture(), " (", v.features().kind(), "), Type-I ",
                     v.type1_error(), ", Type-II ", v.type2_error(), ", trained on ", v.watermarked_models(), "+",
                     v.benign_models(), " models, reference ", v.reference_model_sha256().substr(0, 16), "..., ",
-                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), "\n");
+                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), ", ",
+                    v.benign_scores_size(), " held-out benign models for the model-level test\n");
   }
   if (c.has_blackbox() && !c.blackbox().features().kind().empty()) {
     const BlackBoxVerifier& v = c.blackbox();
@@ -199,7 +200,8 @@ std::string DescribeBundle(const OpenedBundle& b) {
                     "), Type-I ", v.type1_error(), ", Type-II ", v.type2_error(), ", trained on ", v.watermarked_models(),
                     "+", v.benign_models(), " models of ", absl::StrJoin(v.population_architectures(), ", "),
                     ", reference ", v.reference_architecture(), " ", v.reference_model_sha256().substr(0, 16), "..., ",
-                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), "\n");
+                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), ", ",
+                    v.benign_scores_size(), " held-out benign models for the model-level test\n");
   } else {
     absl::StrAppend(&out, "black-box:         none in this bundle\n");
   }
