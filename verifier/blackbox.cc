@@ -178,6 +178,11 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   v->set_benign_models(benign);
   for (const auto& pop : populations) v->add_population_architectures(pop.architecture);
   v->set_sound(true);
+  struct Checked {
+    PairedTestResult paired;
+    std::string what;
+  };
+  std::vector<Checked> checked;  // benign table entry k + 1
   for (const auto& pop : populations) {
     for (size_t i = 0; i < pop.calibration.size(); ++i) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(pop.calibration[i]));
@@ -185,12 +190,18 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
                       pop.architecture, v->mutable_benign_scores());
       MOVE_ASSIGN_OR_RETURN(PairedTestResult r, test(pop.calibration[i]));
       v->add_calibration_log10_p(r.log10_p_value);
-      if (r.reject && v->sound()) {
-        v->set_sound(false);
-        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (", pop.architecture, ", ",
-                                           CalibrationKind(pop, i), ", never used in training) was flagged at p = ",
-                                           r.p_value, " < alpha ", o.alpha));
-      }
+      checked.push_back({r, absl::StrCat("calibration model ", i, " (", pop.architecture, ", ", CalibrationKind(pop, i),
+                                         ", never used in training)")});
+    }
+  }
+  // The verdict rule on each calibration model: paired test and leave-one-out model-level test.
+  for (size_t k = 0; k < checked.size(); ++k) {
+    double model_log10_p = 0;
+    if (checked[k].paired.reject && v->sound() &&
+        LeaveOneOutModelLevelRejects(v->benign_scores(), static_cast<int>(k) + 1, o.alpha, &model_log10_p)) {
+      v->set_sound(false);
+      v->set_unsound_reason(absl::StrCat(checked[k].what, " was flagged: paired p = ", checked[k].paired.p_value,
+                                         ", model-level log10 p = ", model_log10_p, ", alpha ", o.alpha));
     }
   }
   MOVE_ASSIGN_OR_RETURN(PairedTestResult positive, test(home.positive));

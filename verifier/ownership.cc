@@ -321,6 +321,7 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     v->set_watermarked_models(o.population + static_cast<int>(students_w.size()));
     v->set_benign_models(o.population + static_cast<int>(students_b.size() + decoys.size()));
     v->set_sound(true);
+    std::vector<verifier_internal::PairedTestResult> paired;
     for (size_t i = 0; i < calibration.size(); ++i) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(calibration[i]));
       verifier_internal::AddBenignScores(cs, verifier_internal::CalibrationKind(*models, i) == std::string("benign")
@@ -328,11 +329,19 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
                                          arch, v->mutable_benign_scores());
       MOVE_ASSIGN_OR_RETURN(auto r, test(calibration[i]));
       v->add_calibration_log10_p(r.log10_p_value);
-      if (r.reject && v->sound()) {
+      paired.push_back(r);
+    }
+    // The verdict rule on each calibration model: the paired test and the model-level test
+    // against the other held-out benign models must both reject for a flag.
+    for (size_t i = 0; i < calibration.size(); ++i) {
+      double model_log10_p = 0;
+      if (paired[i].reject && v->sound() &&
+          verifier_internal::LeaveOneOutModelLevelRejects(v->benign_scores(), static_cast<int>(i) + 1, o.alpha,
+                                                          &model_log10_p)) {
         v->set_sound(false);
-        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (",
-                                           verifier_internal::CalibrationKind(*models, i),
-                                           ", never used in training) was flagged at p = ", r.p_value, " < alpha ", o.alpha));
+        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (", verifier_internal::CalibrationKind(*models, i),
+                                           ", never used in training) was flagged: paired p = ", paired[i].p_value,
+                                           ", model-level log10 p = ", model_log10_p, ", alpha ", o.alpha));
       }
     }
     MOVE_ASSIGN_OR_RETURN(auto positive_test, test(positive));
@@ -576,6 +585,25 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
 }
 
 namespace verifier_internal {
+
+bool LeaveOneOutModelLevelRejects(const google::protobuf::RepeatedPtrField<BenignScores>& table, int k, double alpha,
+                                  double* log10_p) {
+  *log10_p = 0;
+  auto mean = [](const BenignScores& b) {
+    double s = 0;
+    for (float x : b.scores()) s += x;
+    return b.scores_size() > 0 ? s / b.scores_size() : 0.0;
+  };
+  std::vector<double> others;
+  for (int j = 0; j < table.size(); ++j) {
+    if (j != k) others.push_back(mean(table[j]));
+  }
+  if (others.size() < 2) return true;
+  absl::StatusOr<ModelLevelTestResult> t = ModelLevelTest(mean(table[k]), others, alpha);
+  if (!t.ok()) return true;
+  *log10_p = t->log10_p_value;
+  return t->reject;
+}
 
 void AddBenignScores(const at::Tensor& scores, const std::string& kind, const std::string& architecture,
                      google::protobuf::RepeatedPtrField<BenignScores>* table) {

@@ -76,6 +76,13 @@ absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<Benign
                                  const std::vector<int64_t>& sample_indices, double suspect_mean, double alpha,
                                  VerificationReport* r);
 
+// The verdict rule's model-level half on benign table entry k (a calibration model): its mean
+// score over all samples against the other entries' (leave-one-out). With fewer than 2
+// others there is nothing to test against and the answer is true (the paired test alone
+// decides, as before the model-level test existed). `log10_p` gets the test's log10 p (0 then).
+bool LeaveOneOutModelLevelRejects(const google::protobuf::RepeatedPtrField<BenignScores>& table, int k, double alpha,
+                                  double* log10_p);
+
 // Appends a held-out benign model's scores to a verifier's table.
 void AddBenignScores(const at::Tensor& scores, const std::string& kind, const std::string& architecture,
                      google::protobuf::RepeatedPtrField<BenignScores>* table);
