@@ -175,6 +175,11 @@ HarnessConfig FullConfig() {
   // steps at batch 128): 400 rounds of 3 steps, about 7 minutes each.
   c.attack.zero_shot_rounds = 400;
   c.attack.zero_shot_student_steps = 3;
+  // The bundle also knows the independents' other architectures and style-augmented benign
+  // models: their calibration models widen the model-level test's benign sample to what
+  // independent models of those kinds score (the paired test alone flagged both kinds).
+  c.shadow_architectures = {"cnn-w2", "wrn-16-1"};
+  c.decoy_calibration = 1;
   return c;
 }
 
@@ -502,6 +507,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.in_range = r.suspect_in_range();
       m.model_level_tested = r.model_level_tested();
       m.model_level_log10_p = r.model_level_log10_p_value();
+      m.model_level_reject = r.model_level_reject();
       m.paired_flagged = r.classifier_sound() && r.suspect_in_range() && r.log10_p_value() < std::log10(r.alpha());
       m.suspect_scores.assign(r.suspect_scores().begin(), r.suspect_scores().end());
       m.reference_scores.assign(r.reference_scores().begin(), r.reference_scores().end());

@@ -122,6 +122,7 @@ struct MethodResult {
   // paper's rule, with the soundness and range checks) would have decided.
   bool model_level_tested = false;
   double model_level_log10_p = 0;
+  bool model_level_reject = false;
   bool paired_flagged = false;
   std::vector<double> suspect_scores, reference_scores;
 };

@@ -52,7 +52,15 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   // The victim carries the feature: strong black-box evidence even at this scale.
   EXPECT_LT(victim.blackbox.log10_p, -2.0);
   // A bundle whose soundness check failed (likely with models this small) never claims theft.
-  if (r->blackbox_sound) EXPECT_TRUE(victim.blackbox.flagged);
+  // The verdict rule: the paired test (with the soundness and range checks) and the
+  // model-level test against the bundle's held-out benign models.
+  EXPECT_TRUE(victim.blackbox.model_level_tested);
+  if (r->blackbox_sound) EXPECT_TRUE(victim.blackbox.paired_flagged);
+  for (const HarnessRow& row : r->rows) {
+    for (const MethodResult* m : {&row.whitebox, &row.blackbox}) {
+      if (m->examined) EXPECT_EQ(m->flagged, m->paired_flagged && m->model_level_reject) << row.name;
+    }
+  }
   int independents = 0, not_covered = 0;
   for (const HarnessRow& row : r->rows) {
     if (!r->whitebox_sound) EXPECT_FALSE(row.whitebox.flagged) << row.name;

@@ -38,7 +38,8 @@ ABSL_FLAG(bool, zero_shot, true, "Make the data-free (zero-shot) rows, the costl
 ABSL_FLAG(bool, leaked_data, true, "Make the query attacks that use the victim's leaked (watermarked) training set.");
 ABSL_FLAG(bool, multi_stage, true, "Make the multi-stage attacks.");
 ABSL_FLAG(std::vector<std::string>, shadow, {},
-          "Shadow architectures the bundle also covers (e.g. cnn-w2,wrn-16-1); each adds populations to train.");
+          "Shadow architectures the bundle also covers (e.g. cnn-w2,wrn-16-1; 'none' for none; empty = the "
+          "configuration's: none for quick, cnn-w2,wrn-16-1 for full); each adds populations to train.");
 ABSL_FLAG(int, decoys, -1, "Decoy-styled benign members per architecture in the bundle (-1 = the configuration's).");
 ABSL_FLAG(int, decoy_calibration, -1, "Decoy-styled calibration models per architecture (-1 = the configuration's).");
 ABSL_FLAG(uint64_t, independent_seed, 0, "Offset of the independent models' seeds: nonzero draws a fresh, held-out set.");
@@ -103,7 +104,9 @@ absl::Status Run(const std::string& command) {
   c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
   if (!absl::GetFlag(FLAGS_wider_arch).empty()) c.wider_arch = absl::GetFlag(FLAGS_wider_arch);
   if (!absl::GetFlag(FLAGS_other_arch).empty()) c.other_arch = absl::GetFlag(FLAGS_other_arch);
-  c.shadow_architectures = absl::GetFlag(FLAGS_shadow);
+  if (const std::vector<std::string> shadow = absl::GetFlag(FLAGS_shadow); !shadow.empty()) {
+    c.shadow_architectures = shadow == std::vector<std::string>{"none"} ? std::vector<std::string>{} : shadow;
+  }
   c.device = absl::GetFlag(FLAGS_device);
   MOVE_ASSIGN_OR_RETURN(move::redteam::HarnessResult r, move::redteam::RunHarness(c));
   std::printf("\n%s\nwrote %s/{results.md, results.json, scores_whitebox.png, scores_blackbox.png, reports/}\n",

@@ -17,7 +17,7 @@ mkdir -p out/redteam-study
 for s in "${settings[@]}"; do
   name=$(echo "$s" | tr -c 'a-zA-Z0-9.\n' '_')
   echo "== setting $s"
-  bazel-bin/redteam/move_redteam --config=full $s --adaptive=false --multi_stage=false --zero_shot=false \
+  bazel-bin/redteam/move_redteam --config=full $s --adaptive=false --multi_stage=false --zero_shot=false --shadow=none --decoy_calibration=0 \
       --independents=4 --out="out/redteam-study/$name" --cache=out/redteam-cache > "out/redteam-study/$name.log" 2>&1
 done
 baseline=()

@@ -36,7 +36,7 @@ def main():
             runs.append((s, json.load(f)))
     print("| suspect | truth | " + " | ".join(s for s, _ in runs) + " |")
     print("|---|---|" + "---|" * len(runs))
-    names = [r["suspect"] for r in runs[0][1]["suspects"]]
+    names = [r["suspect"] for r in runs[-1][1]["suspects"]]  # the study runs' rows
     for n in names:
         cells = []
         truth = ""
