@@ -226,13 +226,19 @@ TEST_F(WhiteBoxE2eTest, ChanceLevelSuspectIsOutOfRangeInBothModes) {
   EXPECT_EQ(VerifyWhiteBox(*b, path, off).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
+// The world's data and victim as bundle inputs (no style image).
+BuildBundleInputs WorldInputs() {
   BuildBundleInputs in;
   in.watermark = &world->wm;
   in.clean_train = &world->train;
   in.clean_test = &world->test;
   in.spec = world->spec;
   in.victim_model_path = world->victim_path;
+  return in;
+}
+
+TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
+  BuildBundleInputs in = WorldInputs();
   BuildBundleOptions bo;
   bo.student_members = 1;
   TrainingRecipe recipe = [](const ModelSpec& arch, const Dataset& d, uint64_t seed) { return Recipe(arch, d, seed); };
@@ -242,12 +248,7 @@ TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
 }
 
 TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
-  BuildBundleInputs in;
-  in.watermark = &world->wm;
-  in.clean_train = &world->train;
-  in.clean_test = &world->test;
-  in.spec = world->spec;
-  in.victim_model_path = world->victim_path;
+  BuildBundleInputs in = WorldInputs();
   in.style_image = *LoadImage("testdata/style_leopard.png");
   BuildBundleOptions bo;
   bo.population = 2;
@@ -294,12 +295,7 @@ TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
 }
 
 TEST_F(WhiteBoxE2eTest, DecoyStylesAreCheckedBeforeAnyTraining) {
-  BuildBundleInputs in;
-  in.watermark = &world->wm;
-  in.clean_train = &world->train;
-  in.clean_test = &world->test;
-  in.spec = world->spec;
-  in.victim_model_path = world->victim_path;
+  BuildBundleInputs in = WorldInputs();
   in.style_image = *LoadImage("testdata/style_leopard.png");
   in.decoy_styles = {in.style_image};
   BuildBundleOptions bo;
