@@ -186,9 +186,8 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   for (const auto& pop : populations) {
     for (size_t i = 0; i < pop.calibration.size(); ++i) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(pop.calibration[i]));
-      AddBenignScores(cs, CalibrationKind(pop, i) == std::string("benign") ? "calibration" : "decoy-styled calibration",
-                      pop.architecture, v->mutable_benign_scores());
-      MOVE_ASSIGN_OR_RETURN(PairedTestResult r, test(pop.calibration[i]));
+      AddBenignScores(cs, BenignTableKind(pop, i), pop.architecture, v->mutable_benign_scores());
+      MOVE_ASSIGN_OR_RETURN(PairedTestResult r, OneSidedPairedTTest(ToVector(cs), ToVector(ref_scores), o.alpha));
       v->add_calibration_log10_p(r.log10_p_value);
       checked.push_back({r, absl::StrCat("calibration model ", i, " (", pop.architecture, ", ", CalibrationKind(pop, i),
                                          ", never used in training)")});

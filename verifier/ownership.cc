@@ -324,10 +324,9 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     std::vector<verifier_internal::PairedTestResult> paired;
     for (size_t i = 0; i < calibration.size(); ++i) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(calibration[i]));
-      verifier_internal::AddBenignScores(cs, verifier_internal::CalibrationKind(*models, i) == std::string("benign")
-                                                 ? "calibration" : "decoy-styled calibration",
-                                         arch, v->mutable_benign_scores());
-      MOVE_ASSIGN_OR_RETURN(auto r, test(calibration[i]));
+      verifier_internal::AddBenignScores(cs, verifier_internal::BenignTableKind(*models, i), arch,
+                                         v->mutable_benign_scores());
+      MOVE_ASSIGN_OR_RETURN(auto r, verifier_internal::OneSidedPairedTTest(ToVector(cs), ToVector(ref_scores), o.alpha));
       v->add_calibration_log10_p(r.log10_p_value);
       paired.push_back(r);
     }

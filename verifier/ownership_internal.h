@@ -43,6 +43,10 @@ inline const char* CalibrationKind(const PopulationModels& pop, size_t i) {
   return i + pop.decoy_calibration >= pop.calibration.size() && pop.decoy_calibration > 0 ? "decoy-styled benign"
                                                                                            : "benign";
 }
+// Its kind in the benign score table: "calibration" or "decoy-styled calibration".
+inline const char* BenignTableKind(const PopulationModels& pop, size_t i) {
+  return CalibrationKind(pop, i)[0] == 'b' ? "calibration" : "decoy-styled calibration";
+}
 
 // TorchScript archive bytes of a module, and back (eval mode, on `device`).
 absl::StatusOr<std::string> ModuleBytes(const torch::jit::Module& m);
