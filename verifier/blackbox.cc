@@ -265,7 +265,6 @@ at::Tensor RoundShuffle(int64_t images, uint64_t seed, size_t round) {
                          torch::TensorOptions().dtype(torch::kInt64));
 }
 
-std::string Now() { return absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()); }
 
 }  // namespace
 
@@ -313,40 +312,7 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
     MOVE_ASSIGN_OR_RETURN(TranscriptWriter w, TranscriptWriter::Create(o.transcript_path));
     transcript.emplace(std::move(w));
   }
-  int64_t requests = 0, queries = 0;
-  bool softmax_applied = false;
-  // Sends images (in pieces of images_per_request) and returns their checked probabilities.
-  auto ask = [&](const at::Tensor& images) -> absl::StatusOr<at::Tensor> {
-    std::vector<at::Tensor> parts;
-    for (int64_t s = 0; s < images.size(0); s += o.images_per_request) {
-      const at::Tensor batch = images.narrow(0, s, std::min(o.images_per_request, images.size(0) - s));
-      TranscriptEntry e;
-      e.set_request(requests++);
-      e.set_time(Now());
-      e.set_channel(channel.Describe());
-      for (int64_t i = 0; i < batch.size(0); ++i) e.add_image_sha256(core::TensorSha256(batch[i].contiguous()));
-      const auto t0 = std::chrono::steady_clock::now();
-      absl::StatusOr<ChannelAnswer> answer = channel.Predict(batch);
-      e.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      if (!answer.ok()) return answer.status();
-      queries += batch.size(0);
-      e.set_response(answer->response);
-      e.set_response_sha256(core::Sha256Hex(answer->response));
-      e.set_status(answer->status);
-      e.set_attempts(answer->attempts);
-      if (transcript) {
-        std::string line;
-        google::protobuf::util::JsonPrintOptions jo;
-        jo.preserve_proto_field_names = true;
-        (void)google::protobuf::util::MessageToJsonString(e, &line, jo);
-        MOVE_RETURN_IF_ERROR(transcript->Add(line));
-      }
-      MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, batch.size(0), k, o.accept_logits));
-      softmax_applied |= parsed.softmax_applied;
-      parts.push_back(parsed.probabilities);
-    }
-    return torch::cat(parts);
-  };
+  QueryClient client(channel, transcript ? &*transcript : nullptr, k, o.images_per_request, o.accept_logits);
 
   if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
     return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
@@ -362,14 +328,14 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   for (size_t r = 0; r < rounds.size(); ++r) {
     const at::Tensor idx = rounds[r];
     const int64_t n = idx.size(0);
-    if (queries + 10 * n > max_queries) {
+    if (client.queries() + 10 * n > max_queries) {
       budget_stop = true;
       break;
     }
     MOVE_ASSIGN_OR_RETURN(at::Tensor images, QueryImages(l.samples.styled.index_select(0, idx),
                                                          l.samples.clean.index_select(0, idx), l.shift));
     const at::Tensor perm = RoundShuffle(10 * n, o.seed, r);
-    MOVE_ASSIGN_OR_RETURN(at::Tensor answered, ask(images.index_select(0, perm)));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor answered, client.Ask(images.index_select(0, perm)));
     at::Tensor unshuffled = torch::empty_like(answered);
     unshuffled.index_copy_(0, perm, answered);
     MOVE_ASSIGN_OR_RETURN(at::Tensor f, FeaturesFromProbabilities(unshuffled, n));
@@ -386,7 +352,7 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
       used_samples.push_back(l.indices[idx[i].item<int64_t>()].item<int64_t>());
       MOVE_RETURN_IF_ERROR(betting.Add(sv[i] - ref));
     }
-    progress.Update(queries, o.sequential ? absl::StrFormat("p <= %.3g", betting.p_value()) : "");
+    progress.Update(client.queries(), o.sequential ? absl::StrFormat("p <= %.3g", betting.p_value()) : "");
     if (o.sequential && betting.reject()) {
       stopped_early = r + 1 < rounds.size();
       break;
@@ -430,13 +396,13 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used_samples, mean_s, o.alpha, &rep));
   ApplyRangeCheck(static_cast<double>(suspect_correct) / pairs, static_cast<double>(reference_correct) / pairs,
                   o.min_relative_accuracy, &rep);
-  rep.set_queries(queries);
+  rep.set_queries(client.queries());
   rep.set_max_queries(max_queries);
   rep.set_sequential(o.sequential);
   rep.set_stopped_early(stopped_early);
   rep.set_suspect_channel(channel.Describe());
-  rep.set_softmax_applied(softmax_applied);
-  if (softmax_applied) rep.add_warnings("the suspect returned logits; softmax was applied (--accept_logits)");
+  rep.set_softmax_applied(client.softmax_applied());
+  if (client.softmax_applied()) rep.add_warnings("the suspect returned logits; softmax was applied (--accept_logits)");
   if (transcript) {
     rep.set_transcript_path(o.transcript_path);
     MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(o.transcript_path));

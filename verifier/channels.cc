@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -19,6 +20,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/status_macros.h"
@@ -138,6 +141,38 @@ absl::Status TranscriptWriter::Add(const std::string& json_line) {
   }
   if (::fsync(fd_) != 0) return absl::DataLossError(absl::StrCat("syncing transcript ", path_, ": ", std::strerror(errno)));
   return absl::OkStatus();
+}
+
+absl::StatusOr<at::Tensor> QueryClient::Ask(const at::Tensor& images) {
+  std::vector<at::Tensor> parts;
+  for (int64_t s = 0; s < images.size(0); s += per_request_) {
+    const at::Tensor batch = images.narrow(0, s, std::min(per_request_, images.size(0) - s));
+    TranscriptEntry e;
+    e.set_request(requests_++);
+    e.set_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
+    e.set_channel(channel_.Describe());
+    for (int64_t i = 0; i < batch.size(0); ++i) e.add_image_sha256(core::TensorSha256(batch[i].contiguous()));
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::StatusOr<ChannelAnswer> answer = channel_.Predict(batch);
+    e.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (!answer.ok()) return answer.status();
+    queries_ += batch.size(0);
+    e.set_response(answer->response);
+    e.set_response_sha256(core::Sha256Hex(answer->response));
+    e.set_status(answer->status);
+    e.set_attempts(answer->attempts);
+    if (transcript_ != nullptr) {
+      std::string line;
+      google::protobuf::util::JsonPrintOptions jo;
+      jo.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(e, &line, jo);
+      MOVE_RETURN_IF_ERROR(transcript_->Add(line));
+    }
+    MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, batch.size(0), k_, accept_logits_));
+    softmax_applied_ |= parsed.softmax_applied;
+    parts.push_back(parsed.probabilities);
+  }
+  return torch::cat(parts);
 }
 
 }  // namespace verifier_internal

@@ -48,6 +48,32 @@ class TranscriptWriter {
   int fd_ = -1;
 };
 
+// Sends query images to a suspect channel in requests of `images_per_request`, records every
+// request and answer in the transcript (when there is one) before using it, and returns the
+// checked probabilities (ParseAnswers). Shared by black-box MOVE and fingerprint verification.
+class QueryClient {
+ public:
+  QueryClient(SuspectChannel& channel, TranscriptWriter* transcript, int64_t num_classes, int64_t images_per_request,
+              bool accept_logits)
+      : channel_(channel),
+        transcript_(transcript),
+        k_(num_classes),
+        per_request_(images_per_request),
+        accept_logits_(accept_logits) {}
+  // `images`: N x C x H x W; returns N x K probabilities.
+  absl::StatusOr<at::Tensor> Ask(const at::Tensor& images);
+  int64_t queries() const { return queries_; }
+  bool softmax_applied() const { return softmax_applied_; }
+
+ private:
+  SuspectChannel& channel_;
+  TranscriptWriter* transcript_;
+  int64_t k_, per_request_;
+  bool accept_logits_;
+  int64_t requests_ = 0, queries_ = 0;
+  bool softmax_applied_ = false;
+};
+
 }  // namespace move::verifier_internal
 
 #endif  // MOVE_VERIFIER_CHANNELS_H_
