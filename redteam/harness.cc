@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -25,6 +26,7 @@
 #include "sdk/blackbox.h"
 #include "sdk/bundle.h"
 #include "sdk/embed.h"
+#include "sdk/fingerprint.h"
 #include "sdk/image.h"
 #include "sdk/model.h"
 #include "sdk/ownership.h"
@@ -124,6 +126,7 @@ Struct MethodJson(const MethodResult& m, bool small_m) {
   f["verdict"] = Str(m.verdict);
   f["suspect_in_range"] = Bool(m.in_range);
   f["queries"] = Num(static_cast<double>(m.queries));
+  f["seconds"] = Num(m.seconds);
   f["model_level_tested"] = Bool(m.model_level_tested);
   f["model_level_log10_p_value"] = Num(m.model_level_log10_p);
   f["paired_test_flagged"] = Bool(m.paired_flagged);
@@ -208,6 +211,18 @@ HarnessConfig QuickConfig() {
   c.attack.style_fit_steps = 20;
   c.attack.removal_samples = 20;
   c.attack.removal_iterations = 20;
+  c.fingerprint_piracy = 4;
+  c.fingerprint_independents = 4;
+  c.fingerprint_held_out = 1;
+  c.fingerprint_calibration = 3;
+  c.fingerprints = 10;
+  c.fingerprint_sequential_max_queries = 200;
+  c.fingerprint_options.uaps = 1;
+  c.fingerprint_options.uap_images = 500;
+  c.fingerprint_options.uap_epochs = 3;
+  c.fingerprint_options.train_fingerprints = 20;
+  c.fingerprint_options.verification_fingerprints = 20;
+  c.fingerprint_options.encoder_steps = 100;
   c.cache_dir = "out/redteam-quick-cache";
   c.out_dir = "out/redteam-quick";
   return c;
@@ -403,6 +418,100 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                         return cache.GetOrMake(what, [&]() { return RunMultiStage(stages, in, r, o); });
                       }});
   };
+  // 1b. The vendor's fingerprint verifier (UAP fingerprinting), from helper models made with
+  //     the attacks on the vendor's own data; added to a copy of the bundle.
+  if (config.fingerprint) {
+    const auto fp_start = std::chrono::steady_clock::now();
+    MOVE_ASSIGN_OR_RETURN(Dataset vendor_half, SampleSubset(clean, clean.size() / 2, config.seed + 11));
+    AttackInputs vin = base;
+    vin.substitute = &clean;  // the vendor's own clean data
+    std::vector<std::string> helper_keys;
+    const char* piracy_kinds[] = {"label-query", "logit-query", "distill", "fine-tune"};
+    auto helper_attack = [&](const std::string& stage, const ModelSpec& student, uint64_t seed,
+                             const std::string& label) -> absl::StatusOr<ModelCache::Entry> {
+      AttackInputs in = vin;
+      in.student = student;
+      TrainOptions r = recipe;
+      r.seed = seed;
+      r.label = "fingerprint helper: " + label;
+      const std::string what =
+          absl::StrCat("move-redteam-v1 fingerprint helper ", stage, " | victim ", victim.key, " | student ",
+                       SpecKey(in.student), " | victim data ", key_of(*in.victim_data), " | substitute ",
+                       key_of(*in.substitute), " | ", RecipeKey(r), " | ", options_key);
+      return cache.GetOrMake(what, [&]() { return RunMultiStage({stage}, in, r, ao); });
+    };
+    ModelSpec wider_student = wider_spec;
+    wider_student.in_channels = 3;
+    wider_student.num_classes = train.num_classes;
+    FingerprintBuildInputs fin;
+    std::vector<ModelCache::Entry> keep;  // the modules' owners
+    auto piracy = [&](int i, uint64_t seed, std::vector<FingerprintModel>* out) -> absl::Status {
+      const std::string stage = piracy_kinds[i % 4];
+      const bool wider = (i / 4) % 2 == 1 && stage != "fine-tune";
+      const std::string label = absl::StrCat(stage, wider ? " (" + config.wider_arch + ")" : "", " seed ", seed);
+      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, helper_attack(stage, wider ? wider_student : student_spec, seed, label));
+      helper_keys.push_back(e.key);
+      out->push_back({label, stage == "fine-tune" ? config.arch : wider ? config.wider_arch : config.student_arch, e.model});
+      return absl::OkStatus();
+    };
+    auto independent = [&](int i, uint64_t seed, std::vector<FingerprintModel>* out) -> absl::Status {
+      const int kind = i % 4;
+      const ModelSpec& arch = kind == 2 ? wider_spec : kind == 3 ? other_spec : spec;
+      const std::string arch_name = kind == 2 ? config.wider_arch : kind == 3 ? config.other_arch : config.arch;
+      const std::string label = absl::StrCat(arch_name, kind == 1 ? " on half the vendor's data" : "", " seed ", seed);
+      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, kind == 1 ? vendor_half : clean, seed, "fingerprint helper: " + label));
+      helper_keys.push_back(e.key);
+      out->push_back({label, arch_name, e.model});
+      return absl::OkStatus();
+    };
+    const uint64_t f0 = config.seed + 6000;
+    for (int i = 0; i < config.fingerprint_piracy; ++i) MOVE_RETURN_IF_ERROR(piracy(i, f0 + i, &fin.piracy));
+    for (int i = 0; i < config.fingerprint_held_out; ++i) MOVE_RETURN_IF_ERROR(piracy(i, f0 + 100 + i, &fin.held_out_piracy));
+    for (int i = 0; i < config.fingerprint_independents; ++i) {
+      MOVE_RETURN_IF_ERROR(independent(i, f0 + 200 + i, &fin.independent));
+    }
+    for (int i = 0; i < config.fingerprint_calibration; ++i) MOVE_RETURN_IF_ERROR(independent(i, f0 + 300 + i, &fin.calibration));
+    result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
+    const FingerprintBuildOptions& fo = config.fingerprint_options;
+    const std::string fp_what = absl::StrCat(
+        "move-redteam-v1 fingerprint bundle | base ", bundle.file_sha256, " | helpers ", absl::StrJoin(helper_keys, ","),
+        " | points ", DataKey(clean), " ", DataKey(test_rgb), " | uaps ", fo.uaps, "/", fo.epsilon, "/", fo.uap_epochs, "/",
+        fo.uap_images, "/", fo.uap_step, " k ", fo.points_per_fingerprint, " fps ", fo.train_fingerprints, "/",
+        fo.verification_fingerprints, " enc ", fo.hidden, "/", fo.embedding, "/", fo.encoder_steps, "/", fo.encoder_lr, "/",
+        fo.temperature, " alpha ", config.alpha, " seed ", config.seed);
+    const std::string fp_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(fp_what).substr(0, 40), ".fp.move");
+    if (!std::filesystem::exists(fp_path)) {
+      fin.victim = &victim.model;
+      fin.point_pool = &clean;
+      fin.verification_pool = &test_rgb;
+      FingerprintBuildOptions o = fo;
+      o.alpha = config.alpha;
+      o.seed = config.seed;
+      o.show_progress = config.show_progress;
+      MOVE_ASSIGN_OR_RETURN(FingerprintVerifier fv, BuildFingerprintVerifier(fin, o));
+      BundleContents contents = bundle.contents;
+      *contents.mutable_fingerprint() = std::move(fv);
+      (*contents.mutable_metadata())["fingerprint_helpers"] = absl::StrCat(helper_keys.size(), " models (red-team cache keys in the harness results)");
+      MOVE_RETURN_IF_ERROR(WriteBundle(contents, *key, fp_path));
+    } else {
+      ++cache.hits;
+    }
+    MOVE_ASSIGN_OR_RETURN(bundle, ReadBundle(fp_path, key->public_key));
+    result.bundle_path = fp_path;
+    result.bundle_sha256 = bundle.file_sha256;
+    const FingerprintVerifier& fv = bundle.contents.fingerprint();
+    result.fingerprint_built = true;
+    result.fingerprint_sound = fv.sound();
+    result.fingerprint_type1 = fv.type1_error();
+    result.fingerprint_type2 = fv.type2_error();
+    result.fingerprint_victim_log10_p = fv.victim_log10_p();
+    result.uap_fooling_rates.assign(fv.uap_fooling_rate().begin(), fv.uap_fooling_rate().end());
+    result.fingerprint_build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fp_start).count();
+    std::printf("fingerprint verifier: %d helper models, UAP fooling rate %s, sound %s, Type-I %.2f, Type-II %.2f (%.1f min)\n",
+                result.fingerprint_helper_models,
+                absl::StrJoin(result.uap_fooling_rates, ", ", [](std::string* o, double x) { absl::StrAppendFormat(o, "%.2f", x); }).c_str(),
+                fv.sound() ? "yes" : "NO", fv.type1_error(), fv.type2_error(), result.fingerprint_build_seconds / 60);
+  }
   makers.push_back({"victim (source)", "source", true, [&]() -> absl::StatusOr<ModelCache::Entry> { return victim; }});
   const uint64_t s0 = config.seed + 1000;
   if (config.stealing) {
@@ -480,8 +589,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   }
 
   // 3. Examine every suspect.
-  std::printf("\n%-48s %-6s %6s %6s | %-10s %-10s | %-10s %-8s\n", "suspect", "truth", "clean", "styled", "WB p",
-              "verdict", "BB p", "seq q");
+  std::printf("\n%-48s %-6s %6s %6s | %-10s %-10s | %-10s %-8s | %-10s | %-10s\n", "suspect", "truth", "clean", "styled",
+              "WB p", "verdict", "BB p", "seq q", "FP p", "combined");
   for (const Maker& mk : makers) {
     MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, mk.make());
     HarnessRow row;
@@ -511,11 +620,13 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.paired_flagged = r.classifier_sound() && r.suspect_in_range() && r.log10_p_value() < std::log10(r.alpha());
       m.suspect_scores.assign(r.suspect_scores().begin(), r.suspect_scores().end());
       m.reference_scores.assign(r.reference_scores().begin(), r.reference_scores().end());
+      m.seconds = r.seconds();
     };
     VerifyOptions vo;
     vo.alpha = config.alpha;
     vo.device = config.device;
     absl::StatusOr<VerificationReport> wb = VerifyWhiteBox(bundle, e.path, vo);
+    std::optional<VerificationReport> bb_report;
     if (wb.ok()) {
       fill(row.whitebox, *wb);
       MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".whitebox.json", ReportToJson(*wb)));
@@ -542,6 +653,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       std::remove(bb.transcript_path.c_str());  // this run's own output, remade
       MOVE_ASSIGN_OR_RETURN(VerificationReport fixed, VerifyBlackBox(bundle, *channel, bb));
       fill(row.blackbox, fixed);
+      bb_report = fixed;
       MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".blackbox.json", ReportToJson(fixed)));
       if (config.sequential) {
         BlackBoxOptions sq = bb;
@@ -557,10 +669,48 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     } else {
       row.blackbox.note = "bundle has no black-box verifier";
     }
-    std::printf("%-48s %-6s %6.3f %6.3f | %-10s %-10s | %-10s %-8s%s\n", mk.name.c_str(), mk.stolen ? "stolen" : "indep.",
-                row.clean_accuracy, row.styled_accuracy, P(row.whitebox).c_str(),
+    if (bundle.contents.has_fingerprint()) {
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<SuspectChannel> channel, OpenModelChannel(e.path, config.device));
+      FingerprintVerifyOptions fo;
+      fo.fingerprints = config.fingerprints;
+      fo.alpha = config.alpha;
+      fo.show_progress = false;
+      fo.transcript_path = file + ".fingerprint.transcript.jsonl";
+      std::remove(fo.transcript_path.c_str());
+      MOVE_ASSIGN_OR_RETURN(VerificationReport fp, VerifyFingerprint(bundle, *channel, fo));
+      fill(row.fingerprint, fp);
+      MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".fingerprint.json", ReportToJson(fp)));
+      if (config.sequential) {
+        FingerprintVerifyOptions sq = fo;
+        sq.sequential = true;
+        sq.fingerprints = 0;
+        sq.max_queries = config.fingerprint_sequential_max_queries;
+        sq.transcript_path = file + ".fingerprint-sequential.transcript.jsonl";
+        std::remove(sq.transcript_path.c_str());
+        MOVE_ASSIGN_OR_RETURN(VerificationReport fs, VerifyFingerprint(bundle, *channel, sq));
+        fill(row.fingerprint_sequential, fs);
+        MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".fingerprint-sequential.json", ReportToJson(fs)));
+      }
+      std::vector<VerificationReport> lines;
+      if (wb.ok()) lines.push_back(*wb);
+      if (row.blackbox.examined) lines.push_back(*bb_report);
+      lines.push_back(fp);
+      MOVE_ASSIGN_OR_RETURN(CombinedVerdict cv, CombineEvidence(lines, config.alpha));
+      MethodResult& cm = row.combined;
+      cm.examined = true;
+      cm.p_value = cv.p_value();
+      cm.log10_p = cv.log10_p_value();
+      cm.flagged = cv.stolen();
+      cm.verdict = cv.verdict();
+      cm.decided_by = cv.decided_by();
+      for (const VerificationReport& l : lines) cm.queries += l.queries(), cm.seconds += l.seconds();
+      MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".combined.json", CombinedToJson(cv)));
+    }
+    std::printf("%-48s %-6s %6.3f %6.3f | %-10s %-10s | %-10s %-8s | %-10s | %-10s%s\n", mk.name.c_str(),
+                mk.stolen ? "stolen" : "indep.", row.clean_accuracy, row.styled_accuracy, P(row.whitebox).c_str(),
                 row.whitebox.examined ? (row.whitebox.flagged ? "stolen" : "not") : "-", P(row.blackbox).c_str(),
-                row.sequential.examined ? absl::StrCat(row.sequential.queries).c_str() : "-", e.hit ? "  (cached)" : "");
+                row.sequential.examined ? absl::StrCat(row.sequential.queries).c_str() : "-", P(row.fingerprint).c_str(),
+                row.combined.examined ? (row.combined.flagged ? "stolen" : "not") : "-", e.hit ? "  (cached)" : "");
     std::fflush(stdout);
     result.rows.push_back(std::move(row));
   }
@@ -621,10 +771,26 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   f["models_trained"] = Num(result.models_trained);
   f["cache_hits"] = Num(result.cache_hits);
   f["seconds"] = Num(result.seconds);
+  f["fingerprint_built"] = Bool(result.fingerprint_built);
+  if (result.fingerprint_built) {
+    f["fingerprint_sound"] = Bool(result.fingerprint_sound);
+    f["fingerprint_type1"] = Num(result.fingerprint_type1);
+    f["fingerprint_type2"] = Num(result.fingerprint_type2);
+    f["fingerprint_victim_log10_p"] = Num(result.fingerprint_victim_log10_p);
+    f["fingerprint_helper_models"] = Num(result.fingerprint_helper_models);
+    f["fingerprint_build_seconds"] = Num(result.fingerprint_build_seconds);
+    f["fingerprints_per_verification"] = Num(static_cast<double>(config.fingerprints));
+    google::protobuf::ListValue fr;
+    for (double x : result.uap_fooling_rates) *fr.add_values() = Num(x);
+    *f["uap_fooling_rates"].mutable_list_value() = fr;
+  }
   for (auto [method, pick] : std::vector<std::pair<std::string, std::function<const MethodResult&(const HarnessRow&)>>>{
            {"whitebox", [](const HarnessRow& r) -> const MethodResult& { return r.whitebox; }},
            {"blackbox", [](const HarnessRow& r) -> const MethodResult& { return r.blackbox; }},
-           {"sequential", [](const HarnessRow& r) -> const MethodResult& { return r.sequential; }}}) {
+           {"sequential", [](const HarnessRow& r) -> const MethodResult& { return r.sequential; }},
+           {"fingerprint", [](const HarnessRow& r) -> const MethodResult& { return r.fingerprint; }},
+           {"fingerprint_sequential", [](const HarnessRow& r) -> const MethodResult& { return r.fingerprint_sequential; }},
+           {"combined", [](const HarnessRow& r) -> const MethodResult& { return r.combined; }}}) {
     Rate fp;
     for (const HarnessRow& r : result.rows) {
       if (r.stolen || !pick(r).examined) continue;
@@ -653,6 +819,10 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     *g["whitebox"].mutable_struct_value() = MethodJson(r.whitebox, config.whitebox_small_m > 0);
     *g["blackbox"].mutable_struct_value() = MethodJson(r.blackbox, false);
     *g["sequential"].mutable_struct_value() = MethodJson(r.sequential, false);
+    *g["fingerprint"].mutable_struct_value() = MethodJson(r.fingerprint, false);
+    *g["fingerprint_sequential"].mutable_struct_value() = MethodJson(r.fingerprint_sequential, false);
+    *g["combined"].mutable_struct_value() = MethodJson(r.combined, false);
+    if (r.combined.examined) (*g["combined"].mutable_struct_value()->mutable_fields())["decided_by"] = Str(r.combined.decided_by);
     *rows.add_values()->mutable_struct_value() = s;
   }
   *f["suspects"].mutable_list_value() = rows;
@@ -661,6 +831,61 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(config.out_dir + "/results.md", md));
   return result;
 }
+
+namespace {
+
+// The fingerprint and combined-verdict section of results.md (issue 6).
+std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) {
+  std::string md = "### UAP fingerprint and combined verdict\n\n";
+  const FingerprintBuildOptions& fo = c.fingerprint_options;
+  absl::StrAppendFormat(
+      &md,
+      "Fingerprint verifier: %d UAPs (L-inf %g, fooling rate on the victim %s), %d points per fingerprint (k-means), "
+      "encoder trained on %d piracy + %d independent helper models (the vendor's data, seeds disjoint from the suspects'), "
+      "%d held-out piracy models (Type-II %.2f), reference + %d calibration models (Type-I %.2f, soundness check %s); "
+      "victim log10 p %.1f; %d helper models, built in %.1f min. Verification: %d fingerprints (%d queries); sequential "
+      "cap %d queries. Combined verdict: Holm at alpha %g over white-box (where examined), black-box (m = %d) and "
+      "fingerprint; each line enters with max(paired p, model-level p), p = 1 if unsound or out of range.\n\n",
+      fo.uaps, fo.epsilon,
+      absl::StrJoin(r.uap_fooling_rates, ", ", [](std::string* o, double x) { absl::StrAppendFormat(o, "%.2f", x); }),
+      fo.points_per_fingerprint, c.fingerprint_piracy, c.fingerprint_independents, c.fingerprint_held_out,
+      r.fingerprint_type2, c.fingerprint_calibration - 1, r.fingerprint_type1, r.fingerprint_sound ? "passed" : "FAILED",
+      r.fingerprint_victim_log10_p, r.fingerprint_helper_models, r.fingerprint_build_seconds / 60, c.fingerprints,
+      c.fingerprints * 2 * fo.points_per_fingerprint, c.fingerprint_sequential_max_queries, c.alpha, c.blackbox_m);
+  absl::StrAppend(&md,
+                  "| group | suspect | truth | FP Δsim | FP log10 p | FP model log10 p | FP verdict | FP seq. queries | FP seq. "
+                  "verdict | combined log10 p (Holm) | combined verdict | carried by | cost BB: queries / s | cost FP: "
+                  "queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const HarnessRow& x : r.rows) {
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
+                          x.stolen ? "stolen" : "independent", D(x.fingerprint), L(x.fingerprint), ML(x.fingerprint),
+                          V(x.fingerprint, x.stolen),
+                          x.fingerprint_sequential.examined ? absl::StrCat(x.fingerprint_sequential.queries) : "-",
+                          V(x.fingerprint_sequential, x.stolen), L(x.combined), V(x.combined, x.stolen),
+                          x.combined.decided_by.empty() ? "-" : x.combined.decided_by,
+                          x.blackbox.examined ? absl::StrFormat("%d / %.1f", x.blackbox.queries, x.blackbox.seconds) : "-",
+                          x.fingerprint.examined ? absl::StrFormat("%d / %.1f", x.fingerprint.queries, x.fingerprint.seconds)
+                                                 : "-");
+  }
+  absl::StrAppend(&md, "\n| group | FP flagged | FP sequential flagged | combined flagged | MOVE alone (WB or BB) flagged |\n"
+                       "|---|---|---|---|---|\n");
+  for (const std::string group : {"source", "stealing", "multi-stage", "adaptive", "independent"}) {
+    Rate fp, fs, cb, mv;
+    for (const HarnessRow& x : r.rows) {
+      if (x.group != group) continue;
+      if (x.fingerprint.examined) ++fp.n, fp.k += x.fingerprint.flagged;
+      if (x.fingerprint_sequential.examined) ++fs.n, fs.k += x.fingerprint_sequential.flagged;
+      if (x.combined.examined) ++cb.n, cb.k += x.combined.flagged;
+      ++mv.n, mv.k += x.whitebox.flagged || x.blackbox.flagged;
+    }
+    if (mv.n == 0) continue;
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s |\n", group, fp.Text(), fs.Text(), cb.Text(), mv.Text());
+  }
+  absl::StrAppend(&md, "\n");
+  return md;
+}
+
+}  // namespace
 
 std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
   std::string md;
@@ -751,7 +976,9 @@ std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
     misses.push_back(absl::StrCat(x.name, " (", absl::StrJoin(how, ", "), x.stolen ? " missed" : " false positive",
                                   absl::StrFormat(", clean accuracy %.3f", x.clean_accuracy), ")"));
   }
-  absl::StrAppend(&md, misses.empty() ? "none" : absl::StrJoin(misses, "; "), ".\n\nScore distributions: ",
+  absl::StrAppend(&md, misses.empty() ? "none" : absl::StrJoin(misses, "; "), ".\n\n");
+  if (r.fingerprint_built) absl::StrAppend(&md, FingerprintMarkdown(c, r));
+  absl::StrAppend(&md, "Score distributions: ",
                   "scores_whitebox.png, scores_blackbox.png (one band per row in table order: reference grey above, "
                   "suspect below, red when flagged).\n");
   return md;

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "redteam/attacks.h"
 #include "sdk/dataset.h"
+#include "sdk/fingerprint.h"
 
 namespace move::redteam {
 
@@ -94,6 +95,22 @@ struct HarnessConfig {
   bool adaptive = true;
   std::vector<double> benign_rates = {0.1, 0.5};
   AttackOptions attack;
+  // UAP fingerprinting (sdk/fingerprint.h), the second line of evidence: the vendor makes
+  // helper models with the attacks above on its own data (piracy students of the victim for
+  // the encoder, independent models of its recipe for the encoder, held-out piracy models for
+  // validation, held-out independents for the reference and calibration), all with seeds
+  // disjoint from the suspects'. Every suspect is then also examined by fingerprint (fixed and
+  // sequential) and by the combined verdict (Holm over the lines examined).
+  bool fingerprint = true;
+  int fingerprint_piracy = 8;
+  int fingerprint_independents = 8;
+  int fingerprint_held_out = 2;
+  int fingerprint_calibration = 6;
+  // Fingerprints per verification (2 x points_per_fingerprint queries each) and the
+  // sequential test's query cap.
+  int64_t fingerprints = 20;
+  int64_t fingerprint_sequential_max_queries = 400;
+  FingerprintBuildOptions fingerprint_options;
   std::string cache_dir = "out/redteam-cache";
   std::string out_dir = "out/redteam";
   std::string device = "cpu";
@@ -125,6 +142,10 @@ struct MethodResult {
   bool model_level_reject = false;
   bool paired_flagged = false;
   std::vector<double> suspect_scores, reference_scores;
+  // Wall-clock seconds of the verification (cost), and for the combined verdict the lines
+  // that carried it.
+  double seconds = 0;
+  std::string decided_by;
 };
 
 struct HarnessRow {
@@ -132,6 +153,9 @@ struct HarnessRow {
   bool stolen = false;      // ground truth
   double clean_accuracy = 0, styled_accuracy = 0;
   MethodResult whitebox, blackbox, sequential;
+  // UAP fingerprint (fixed number of fingerprints, sequential) and the combined verdict
+  // (Holm over white-box where examined, black-box fixed m, fingerprint fixed).
+  MethodResult fingerprint, fingerprint_sequential, combined;
   std::string model_path, model_key;
   bool from_cache = false;
 };
@@ -145,6 +169,13 @@ struct HarnessResult {
   std::string bundle_path, bundle_sha256;
   bool whitebox_sound = false, blackbox_sound = false;
   double whitebox_type1 = 0, whitebox_type2 = 0, blackbox_type1 = 0, blackbox_type2 = 0;
+  // The fingerprint verifier: built, sound, validation errors, UAP fooling rates, victim's
+  // positive control, and the helper models it cost.
+  bool fingerprint_built = false, fingerprint_sound = false;
+  double fingerprint_type1 = 0, fingerprint_type2 = 0, fingerprint_victim_log10_p = 0;
+  std::vector<double> uap_fooling_rates;
+  int fingerprint_helper_models = 0;
+  double fingerprint_build_seconds = 0;
 };
 
 // 95% Wilson score interval of k successes in n trials.

@@ -146,7 +146,7 @@ TEST(FingerprintAssemblyTest, MatchesAHandComputation) {
     std::vector<float> expected;
     for (int64_t c = 0; c < k; ++c) {
       const at::Tensor x = Quantize8Bit(points[j][c].unsqueeze(0));
-      const at::Tensor xv = Quantize8Bit((points[j][c] + uaps[uap_index[j].item<int64_t>()]).clamp(0, 1).unsqueeze(0));
+      const at::Tensor xv = Quantize8Bit((x[0] + uaps[uap_index[j].item<int64_t>()]).clamp(0, 1).unsqueeze(0));
       victim.eval();
       for (const at::Tensor& img : {x, xv}) {
         const at::Tensor p = torch::softmax(victim.forward({img}).toTensor(), 1)[0];
