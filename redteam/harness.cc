@@ -222,7 +222,7 @@ HarnessConfig QuickConfig() {
   c.fingerprint_options.uap_epochs = 3;
   c.fingerprint_options.train_fingerprints = 20;
   c.fingerprint_options.verification_fingerprints = 20;
-  c.fingerprint_options.encoder_steps = 100;
+  c.fingerprint_options.encoder_steps = 300;
   c.cache_dir = "out/redteam-quick-cache";
   c.out_dir = "out/redteam-quick";
   return c;
@@ -474,7 +474,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
     const FingerprintBuildOptions& fo = config.fingerprint_options;
     const std::string fp_what = absl::StrCat(
-        "move-redteam-v1 fingerprint bundle | base ", bundle.file_sha256, " | helpers ", absl::StrJoin(helper_keys, ","),
+        "move-redteam-v1 fingerprint bundle (encoder: grouped SupCon) | base ", bundle.file_sha256, " | helpers ", absl::StrJoin(helper_keys, ","),
         " | points ", DataKey(clean), " ", DataKey(test_rgb), " | uaps ", fo.uaps, "/", fo.epsilon, "/", fo.uap_epochs, "/",
         fo.uap_images, "/", fo.uap_step, " k ", fo.points_per_fingerprint, " fps ", fo.train_fingerprints, "/",
         fo.verification_fingerprints, " enc ", fo.hidden, "/", fo.embedding, "/", fo.encoder_steps, "/", fo.encoder_lr, "/",
@@ -625,7 +625,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     VerifyOptions vo;
     vo.alpha = config.alpha;
     vo.device = config.device;
-    absl::StatusOr<VerificationReport> wb = VerifyWhiteBox(bundle, e.path, vo);
+    absl::StatusOr<VerificationReport> wb =
+        config.whitebox ? VerifyWhiteBox(bundle, e.path, vo)
+                        : absl::StatusOr<VerificationReport>(absl::FailedPreconditionError("white-box not run (--whitebox=false)"));
     std::optional<VerificationReport> bb_report;
     if (wb.ok()) {
       fill(row.whitebox, *wb);
@@ -638,7 +640,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
         row.whitebox.small_m_flagged = w10.stolen();
       }
     } else if (absl::IsFailedPrecondition(wb.status())) {
-      row.whitebox.note = "architecture not covered";
+      row.whitebox.note = config.whitebox ? "architecture not covered" : "not run";
     } else {
       return absl::Status(wb.status().code(), absl::StrCat(mk.name, ": white-box: ", wb.status().message()));
     }

@@ -68,6 +68,8 @@ struct HarnessConfig {
   // move::DecoyStyleImage(1000 + i) and drawn into decoys.png.
   int decoys = 0;
   int decoy_calibration = 0;
+  // Examine suspects in white-box mode (the costliest verification on a CPU). Default: true.
+  bool whitebox = true;
   // White-box: also report p at this small m (the paper's m = 10); 0 disables.
   int64_t whitebox_small_m = 10;
   // Black-box: fixed m (10 queries per sample), and the sequential test with its query cap.

@@ -45,6 +45,8 @@ ABSL_FLAG(int, decoy_calibration, -1, "Decoy-styled calibration models per archi
 ABSL_FLAG(uint64_t, independent_seed, 0, "Offset of the independent models' seeds: nonzero draws a fresh, held-out set.");
 ABSL_FLAG(std::string, wider_arch, "", "Architecture of the 'wider net' independents (empty = the configuration's).");
 ABSL_FLAG(std::string, other_arch, "", "Architecture of the 'other architecture' independents (empty = the configuration's).");
+ABSL_FLAG(bool, whitebox, true, "Examine suspects in white-box mode (the costliest verification on a CPU).");
+ABSL_FLAG(bool, fingerprint, true, "Build the UAP fingerprint verifier and examine suspects with it and the combined verdict.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of data splits, embedding and every model.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
@@ -102,6 +104,8 @@ absl::Status Run(const std::string& command) {
   if (absl::GetFlag(FLAGS_decoys) >= 0) c.decoys = absl::GetFlag(FLAGS_decoys);
   if (absl::GetFlag(FLAGS_decoy_calibration) >= 0) c.decoy_calibration = absl::GetFlag(FLAGS_decoy_calibration);
   c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
+  c.whitebox = absl::GetFlag(FLAGS_whitebox);
+  c.fingerprint = absl::GetFlag(FLAGS_fingerprint);
   if (!absl::GetFlag(FLAGS_wider_arch).empty()) c.wider_arch = absl::GetFlag(FLAGS_wider_arch);
   if (!absl::GetFlag(FLAGS_other_arch).empty()) c.other_arch = absl::GetFlag(FLAGS_other_arch);
   if (const std::vector<std::string> shadow = absl::GetFlag(FLAGS_shadow); !shadow.empty()) {

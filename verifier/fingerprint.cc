@@ -175,23 +175,28 @@ absl::StatusOr<at::Tensor> AssembleFingerprints(const at::Tensor& probabilities,
   return probabilities.to(torch::kFloat32).reshape({n, k * 2 * probabilities.size(1)}).contiguous();
 }
 
-at::Tensor SupConLoss(const at::Tensor& z, const at::Tensor& labels, double temperature) {
+at::Tensor SupConLoss(const at::Tensor& z, const at::Tensor& labels, const at::Tensor& groups, double temperature) {
   const int64_t n = z.size(0);
   const at::Tensor eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool));
+  // Only rows of the same group (fingerprints of the same points) are compared.
+  const at::Tensor valid = groups.unsqueeze(0).eq(groups.unsqueeze(1)).logical_and(eye.logical_not());
   at::Tensor logits = z.matmul(z.t()) / temperature;
-  logits = logits.masked_fill(eye, -1e9);
+  logits = logits.masked_fill(valid.logical_not(), -1e9);
   const at::Tensor log_prob = logits - logits.logsumexp(1, true);
-  const at::Tensor pos = labels.unsqueeze(0).eq(labels.unsqueeze(1)).logical_and(eye.logical_not()).to(z.scalar_type());
+  const at::Tensor pos = labels.unsqueeze(0).eq(labels.unsqueeze(1)).logical_and(valid).to(z.scalar_type());
   const at::Tensor count = pos.sum(1);
-  const at::Tensor has = count.gt(0);
+  // Anchors need a positive and a negative in their group.
+  const at::Tensor has = count.gt(0).logical_and(valid.sum(1).gt(count));
   const at::Tensor per_anchor = -(log_prob * pos).sum(1) / count.clamp_min(1);
   return per_anchor.masked_select(has).mean();
 }
 
 absl::StatusOr<FingerprintEncoder> FingerprintEncoder::Train(const at::Tensor& x, const at::Tensor& labels,
-                                                             const EncoderOptions& o, double* final_loss) {
-  if (x.dim() != 2 || labels.dim() != 1 || labels.size(0) != x.size(0) || x.size(0) < 2) {
-    return absl::InvalidArgumentError("encoder: need N x D fingerprints (N >= 2) and N labels");
+                                                             const at::Tensor& groups, const EncoderOptions& o,
+                                                             double* final_loss) {
+  if (x.dim() != 2 || labels.dim() != 1 || labels.size(0) != x.size(0) || x.size(0) < 2 || groups.dim() != 1 ||
+      groups.size(0) != x.size(0)) {
+    return absl::InvalidArgumentError("encoder: need N x D fingerprints (N >= 2), N labels and N groups");
   }
   if (o.hidden < 1 || o.embedding < 1 || o.steps < 1 || !(o.lr > 0) || !(o.temperature > 0)) {
     return absl::InvalidArgumentError("encoder: widths and steps must be >= 1, lr and temperature > 0");
@@ -208,12 +213,12 @@ absl::StatusOr<FingerprintEncoder> FingerprintEncoder::Train(const at::Tensor& x
     e.w2_ = uniform({o.embedding, o.hidden}, 1 / std::sqrt(static_cast<double>(o.hidden)));
     e.b2_ = uniform({o.embedding}, 1 / std::sqrt(static_cast<double>(o.hidden)));
     torch::optim::Adam opt({e.w1_, e.b1_, e.w2_, e.b2_}, torch::optim::AdamOptions(o.lr));
-    const at::Tensor xf = x.to(torch::kFloat32), y = labels.to(torch::kInt64);
+    const at::Tensor xf = x.to(torch::kFloat32), y = labels.to(torch::kInt64), gr = groups.to(torch::kInt64);
     core::Progress progress("fingerprint encoder (supervised contrastive)", o.steps, o.show_progress);
     double last = 0;
     for (int s = 0; s < o.steps; ++s) {
       opt.zero_grad();
-      at::Tensor loss = SupConLoss(e.Encode(xf), y, o.temperature);
+      at::Tensor loss = SupConLoss(e.Encode(xf), y, gr, o.temperature);
       loss.backward();
       opt.step();
       last = loss.item<double>();
@@ -354,13 +359,15 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
   const at::Tensor ver_index = torch::arange(o.verification_fingerprints, torch::kInt64);
 
   // 3. Encoder on the training fingerprints: the victim and piracy models one class, every
-  //    independent model a class of its own.
-  std::vector<at::Tensor> xs, ys;
+  //    independent model a class of its own; only fingerprints of the same points are
+  //    contrasted (the score compares a suspect with the victim on the same points).
+  std::vector<at::Tensor> xs, ys, gs;
   auto add_training = [&](const torch::jit::Module& m0, int64_t label) -> absl::Status {
     torch::jit::Module m = m0.clone();
     MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFingerprints(m, train_pts.images, uaps, train_index));
     xs.push_back(f);
     ys.push_back(torch::full({f.size(0)}, label, torch::kInt64));
+    gs.push_back(train_index);
     return absl::OkStatus();
   };
   MOVE_RETURN_IF_ERROR(add_training(victim, 0));
@@ -375,7 +382,7 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
   eo.seed = o.seed;
   eo.show_progress = o.show_progress;
   double loss = 0;
-  MOVE_ASSIGN_OR_RETURN(FingerprintEncoder encoder, FingerprintEncoder::Train(torch::cat(xs), torch::cat(ys), eo, &loss));
+  MOVE_ASSIGN_OR_RETURN(FingerprintEncoder encoder, FingerprintEncoder::Train(torch::cat(xs), torch::cat(ys), torch::cat(gs), eo, &loss));
   for (const auto& [name, t] : encoder.State()) (*v.mutable_encoder())[name] = ToTensorProto(t.contiguous());
   auto& par = *v.mutable_parameters();
   par["points_per_fingerprint"] = absl::StrCat(kpts);

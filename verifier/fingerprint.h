@@ -73,9 +73,10 @@ struct EncoderOptions {
 class FingerprintEncoder {
  public:
   // Trains with the supervised contrastive loss (Khosla et al. 2020), full batch, Adam, on
-  // fingerprint vectors `x` (N x D) with integer class `labels` (N): rows of one class are
-  // pulled together, the rest pushed apart. Same inputs and seed, same weights.
-  static absl::StatusOr<FingerprintEncoder> Train(const at::Tensor& x, const at::Tensor& labels,
+  // fingerprint vectors `x` (N x D) with integer class `labels` (N) and `groups` (N, the
+  // fingerprint's point set): within a group, rows of one class are pulled together and the
+  // rest pushed apart. Same inputs and seed, same weights.
+  static absl::StatusOr<FingerprintEncoder> Train(const at::Tensor& x, const at::Tensor& labels, const at::Tensor& groups,
                                                   const EncoderOptions& options, double* final_loss = nullptr);
   // From State(); kDataLoss for missing or inconsistent tensors.
   static absl::StatusOr<FingerprintEncoder> FromState(const std::map<std::string, at::Tensor>& state);
@@ -88,9 +89,9 @@ class FingerprintEncoder {
   at::Tensor w1_, b1_, w2_, b2_;
 };
 
-// Supervised contrastive loss of unit embeddings `z` (N x E) with `labels` (anchors without a
-// positive are skipped).
-at::Tensor SupConLoss(const at::Tensor& z, const at::Tensor& labels, double temperature);
+// Supervised contrastive loss of unit embeddings `z` (N x E) with `labels`, comparing only rows
+// of the same group (anchors without a positive and a negative in their group are skipped).
+at::Tensor SupConLoss(const at::Tensor& z, const at::Tensor& labels, const at::Tensor& groups, double temperature);
 
 // Per-fingerprint cosine similarity of the encoded suspect and victim fingerprints (n).
 at::Tensor FingerprintSimilarity(const FingerprintEncoder& encoder, const at::Tensor& suspect,

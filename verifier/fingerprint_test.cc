@@ -177,13 +177,14 @@ TEST(EncoderTest, DeterministicAndSeparatesClasses) {
   o.steps = 100;
   o.seed = 3;
   double loss1 = 0, loss2 = 0;
-  auto a = FingerprintEncoder::Train(x, y, o, &loss1);
-  auto b = FingerprintEncoder::Train(x, y, o, &loss2);
+  const at::Tensor g = torch::zeros({x.size(0)}, torch::kInt64);
+  auto a = FingerprintEncoder::Train(x, y, g, o, &loss1);
+  auto b = FingerprintEncoder::Train(x, y, g, o, &loss2);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(loss1, loss2);
   for (const auto& [name, t] : a->State()) EXPECT_TRUE(t.equal(b->State().at(name))) << name;
   o.seed = 4;
-  auto c = FingerprintEncoder::Train(x, y, o);
+  auto c = FingerprintEncoder::Train(x, y, g, o);
   ASSERT_TRUE(c.ok());
   EXPECT_FALSE(c->State().at("w1").equal(a->State().at("w1")));
   // Held-out draws: same class more similar than other classes.
@@ -206,7 +207,14 @@ TEST(SupConLossTest, LowerWhenClassesAreTogether) {
   const at::Tensor y = torch::tensor({0, 0, 1, 1}, torch::kInt64);
   const at::Tensor together = torch::tensor({{1.f, 0.f}, {1.f, 0.f}, {0.f, 1.f}, {0.f, 1.f}});
   const at::Tensor mixed = torch::tensor({{1.f, 0.f}, {0.f, 1.f}, {1.f, 0.f}, {0.f, 1.f}});
-  EXPECT_LT(SupConLoss(together, y, 0.1).item<double>(), SupConLoss(mixed, y, 0.1).item<double>());
+  const at::Tensor one_group = torch::zeros({4}, torch::kInt64);
+  EXPECT_LT(SupConLoss(together, y, one_group, 0.1).item<double>(), SupConLoss(mixed, y, one_group, 0.1).item<double>());
+  // Rows of different groups are never compared: with the classes split across two groups
+  // ({0, 1} and {2, 3}, one class each) no anchor has a negative, so only the grouping of
+  // "mixed" (each group holds both classes) gives a loss.
+  const at::Tensor groups = torch::tensor({0, 0, 1, 1}, torch::kInt64);
+  EXPECT_TRUE(std::isnan(SupConLoss(together, y, groups, 0.1).item<double>()));
+  EXPECT_TRUE(std::isfinite(SupConLoss(mixed, torch::tensor({0, 1, 0, 1}, torch::kInt64), groups, 0.1).item<double>()));
 }
 
 VerificationReport Line(const std::string& mode, double log10_p, double ml_log10_p, bool sound = true, bool in_range = true) {
