@@ -14,12 +14,19 @@
 // [--retries] [--max_qps]. Every query and answer goes to the transcript (default: the report
 // path + ".transcript.jsonl"), which must not exist yet.
 //
+// Bundles with a UAP fingerprint verifier: the suspect (file or endpoint, or a replay of
+// <transcript>.fingerprint.jsonl) is also examined by fingerprint (--fingerprints, default 20),
+// and the JSON is then the combined verdict (move.combined.v1: Holm over the lines, every
+// line's full report inside); --fingerprint=false keeps MOVE alone.
+//
 // Prints a human summary and writes the JSON report (atomically) to --report. Exit status 0
 // when the examination ran, whatever the verdict; 1 with one readable line on stderr when it
 // could not run.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -32,6 +39,7 @@
 #include "core/status_macros.h"
 #include "sdk/blackbox.h"
 #include "sdk/bundle.h"
+#include "sdk/fingerprint.h"
 #include "sdk/ownership.h"
 #include "sdk/runtime.h"
 
@@ -65,13 +73,17 @@ ABSL_FLAG(uint64_t, seed, 0, "Seed of the sample subset when --m is below the bu
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, report, "", "Where to write the JSON report (default: print it).");
+ABSL_FLAG(bool, fingerprint, true,
+          "When the bundle has a UAP fingerprint verifier, also examine the suspect by fingerprint (same channel: "
+          "--suspect, --endpoint, or --replay of a transcript with fingerprint queries) and report the combined "
+          "verdict (Holm over the lines of evidence).");
+ABSL_FLAG(int64_t, fingerprints, 20, "Fingerprints to query (2 x points per fingerprint queries each); 0 = all in the bundle.");
 ABSL_FLAG(bool, reference_compatible, false,
           "Also report the reference code's 40 x (m = 10) harmonic-mean p (for comparison with published numbers only).");
 
 namespace {
 
-absl::Status WriteOrPrintReport(const move::VerificationReport& r) {
-  const std::string json = move::ReportToJson(r);
+absl::Status WriteOrPrintJson(const std::string& json) {
   if (absl::GetFlag(FLAGS_report).empty()) {
     std::printf("%s", json.c_str());
     return absl::OkStatus();
@@ -92,6 +104,96 @@ void PrintModelLevel(const move::VerificationReport& r) {
   std::printf("  model level:    p %.3g (log10 %.2f): suspect mean %.3f vs %d held-out benign models' means%s (%s)\n",
               r.model_level_p_value(), r.model_level_log10_p_value(), r.suspect_mean_score(),
               r.model_level_benign_models(), means.c_str(), r.model_level_reject() ? "rejects" : "does not reject");
+}
+
+absl::StatusOr<std::unique_ptr<move::SuspectChannel>> OpenEndpoint(const std::string& endpoint) {
+  move::HttpChannelOptions h;
+  h.read_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  h.retries = absl::GetFlag(FLAGS_retries);
+  h.max_requests_per_second = absl::GetFlag(FLAGS_max_qps);
+  absl::StatusOr<std::unique_ptr<move::SuspectChannel>> c = move::OpenHttpChannel(endpoint, h);
+  if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("--endpoint: ", c.status().message()));
+  return c;
+}
+
+std::string TranscriptBase() {
+  std::string t = absl::GetFlag(FLAGS_transcript);
+  if (t.empty()) {
+    t = absl::GetFlag(FLAGS_report).empty() ? "move_transcript.jsonl" : absl::GetFlag(FLAGS_report) + ".transcript.jsonl";
+  }
+  return t;
+}
+
+// The fingerprint line: runs when the bundle has a fingerprint verifier and the suspect can be
+// queried here (a file, an endpoint, or a replay whose fingerprint transcript exists). Returns
+// nullopt with a printed reason otherwise.
+absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const move::OpenedBundle& bundle) {
+  if (!absl::GetFlag(FLAGS_fingerprint)) return std::nullopt;
+  if (!bundle.contents.has_fingerprint() || bundle.contents.fingerprint().method().empty()) return std::nullopt;
+  const std::string suspect = absl::GetFlag(FLAGS_suspect), endpoint = absl::GetFlag(FLAGS_endpoint),
+                    replay = absl::GetFlag(FLAGS_replay);
+  std::unique_ptr<move::SuspectChannel> channel;
+  move::FingerprintVerifyOptions o;
+  o.fingerprints = absl::GetFlag(FLAGS_fingerprints);
+  o.alpha = absl::GetFlag(FLAGS_alpha);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  o.accept_logits = absl::GetFlag(FLAGS_accept_logits);
+  o.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
+  o.sequential = absl::GetFlag(FLAGS_sequential);
+  if (!replay.empty()) {
+    const std::string fp_transcript = replay + ".fingerprint.jsonl";
+    if (!std::filesystem::exists(fp_transcript)) {
+      std::printf("UAP fingerprint: not run (no %s to replay)\n\n", fp_transcript.c_str());
+      return std::nullopt;
+    }
+    MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(fp_transcript));
+  } else if (!suspect.empty()) {
+    MOVE_ASSIGN_OR_RETURN(channel, move::OpenModelChannel(suspect, absl::GetFlag(FLAGS_device)));
+    o.transcript_path = TranscriptBase() + ".fingerprint.jsonl";
+  } else if (!endpoint.empty()) {
+    MOVE_ASSIGN_OR_RETURN(channel, OpenEndpoint(endpoint));
+    o.transcript_path = TranscriptBase() + ".fingerprint.jsonl";
+  } else {
+    std::printf("UAP fingerprint: not run (offline answers cover the MOVE queries only)\n\n");
+    return std::nullopt;
+  }
+  absl::StatusOr<move::VerificationReport> rep = move::VerifyFingerprint(bundle, *channel, o);
+  if (!rep.ok()) return absl::Status(rep.status().code(), absl::StrCat("fingerprint: ", rep.status().message()));
+  const move::VerificationReport& r = *rep;
+  std::printf("UAP fingerprint verification of %s\n", r.suspect_channel().c_str());
+  std::printf("  verdict:        %s\n", r.verdict().c_str());
+  std::printf("  p-value:        %.3g (log10 %.2f), %s, alpha %.3g, %lld fingerprints\n", r.p_value(), r.log10_p_value(),
+              r.test().c_str(), r.alpha(), static_cast<long long>(r.m()));
+  std::printf("  similarity:     suspect %.3f vs reference %.3f to the victim's fingerprints (delta %+.4f)\n",
+              r.suspect_mean_score(), r.reference_mean_score(), r.delta_mu());
+  std::printf("  clean accuracy: suspect %.3f vs reference %.3f on the fingerprint points (range check %s)\n",
+              r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
+  PrintModelLevel(r);
+  std::printf("  queries:        %lld%s\n", static_cast<long long>(r.queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
+  std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
+  if (!r.transcript_path().empty()) {
+    std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
+  }
+  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
+  std::printf("\n");
+  return std::optional<move::VerificationReport>(r);
+}
+
+// Prints the combined verdict and writes it (or the single report when there is one line).
+absl::Status Finish(const move::OpenedBundle& bundle, const move::VerificationReport& move_report) {
+  MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle));
+  if (!fp) return WriteOrPrintJson(move::ReportToJson(move_report));
+  MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence({move_report, *fp}, absl::GetFlag(FLAGS_alpha)));
+  std::printf("Combined verdict (Holm over %d lines, alpha %.3g)\n", c.lines_size(), c.alpha());
+  std::printf("  verdict:        %s%s\n", c.verdict().c_str(),
+              c.stolen() ? absl::StrCat(" (carried by ", c.decided_by(), ")").c_str() : "");
+  for (const move::EvidenceLine& l : c.lines()) {
+    std::printf("  %-22s p %.3g (log10 %.2f) vs Holm threshold %.3g: %s%s\n", (l.name() + ":").c_str(), l.p_value(),
+                l.log10_p_value(), l.holm_threshold(), l.rejected() ? "rejects" : "does not reject",
+                l.note().empty() ? "" : absl::StrCat(" (", l.note(), ")").c_str());
+  }
+  std::printf("  combined p:     %.3g (log10 %.2f, Holm-adjusted smallest line)\n", c.p_value(), c.log10_p_value());
+  return WriteOrPrintJson(move::CombinedToJson(c));
 }
 
 absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
@@ -126,25 +228,13 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   if (!suspect.empty()) {
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenModelChannel(suspect, o.device));
   } else if (!endpoint.empty()) {
-    move::HttpChannelOptions h;
-    h.read_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
-    h.retries = absl::GetFlag(FLAGS_retries);
-    h.max_requests_per_second = absl::GetFlag(FLAGS_max_qps);
-    absl::StatusOr<std::unique_ptr<move::SuspectChannel>> c = move::OpenHttpChannel(endpoint, h);
-    if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("--endpoint: ", c.status().message()));
-    channel = std::move(*c);
+    MOVE_ASSIGN_OR_RETURN(channel, OpenEndpoint(endpoint));
   } else if (!answers.empty()) {
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenOfflineChannel(queries, answers));
   } else {
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(replay));
   }
-  if (replay.empty()) {
-    o.transcript_path = absl::GetFlag(FLAGS_transcript);
-    if (o.transcript_path.empty()) {
-      o.transcript_path = absl::GetFlag(FLAGS_report).empty() ? "move_transcript.jsonl"
-                                                              : absl::GetFlag(FLAGS_report) + ".transcript.jsonl";
-    }
-  }
+  if (replay.empty()) o.transcript_path = TranscriptBase();
   absl::StatusOr<move::VerificationReport> rep = move::VerifyBlackBox(bundle, *channel, o);
   if (!rep.ok()) {
     return absl::Status(rep.status().code(),
@@ -171,7 +261,8 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   std::printf("  bundle sha256:  %s (signer %s..., %s)\n", r.bundle_sha256().c_str(),
               r.signer_fingerprint().substr(0, 16).c_str(), r.signer_pinned() ? "trusted key" : "not pinned");
   for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
-  return WriteOrPrintReport(r);
+  std::printf("\n");
+  return Finish(bundle, r);
 }
 
 absl::Status Run() {
@@ -226,7 +317,8 @@ absl::Status Run() {
                 r.reference_compatible_harmonic_p(), r.reference_compatible_delta_mu());
   }
   for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
-  return WriteOrPrintReport(r);
+  std::printf("\n");
+  return Finish(bundle, r);
 }
 
 }  // namespace

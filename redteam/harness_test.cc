@@ -3,6 +3,7 @@
 // figure).
 #include "redteam/harness.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -75,6 +76,28 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
     }
   }
   EXPECT_EQ(independents, 7);
+  // The fingerprint line and the combined verdict, on every row.
+  EXPECT_TRUE(r->fingerprint_built);
+  EXPECT_GT(r->fingerprint_helper_models, 10);
+  ASSERT_EQ(r->uap_fooling_rates.size(), 1u);
+  EXPECT_GT(r->uap_fooling_rates[0], 0.3);
+  EXPECT_LT(r->fingerprint_victim_log10_p, -2.0);
+  for (const HarnessRow& row : r->rows) {
+    ASSERT_TRUE(row.fingerprint.examined && row.fingerprint_sequential.examined && row.combined.examined) << row.name;
+    EXPECT_EQ(row.fingerprint.queries, c.fingerprints * 2 * c.fingerprint_options.points_per_fingerprint) << row.name;
+    EXPECT_LE(row.fingerprint_sequential.queries, c.fingerprint_sequential_max_queries) << row.name;
+    EXPECT_TRUE(row.fingerprint.model_level_tested) << row.name;
+    if (row.fingerprint.examined) {
+      EXPECT_EQ(row.fingerprint.flagged, row.fingerprint.paired_flagged && row.fingerprint.model_level_reject) << row.name;
+    }
+    if (!r->fingerprint_sound) EXPECT_FALSE(row.fingerprint.flagged) << row.name;
+    // Holm never claims theft that no line's own p supports at alpha.
+    if (row.combined.flagged) {
+      EXPECT_FALSE(row.combined.decided_by.empty()) << row.name;
+      EXPECT_LE(row.combined.log10_p, std::log10(c.alpha) + 1e-9) << row.name;
+    }
+    EXPECT_GE(row.combined.queries, row.blackbox.queries + row.fingerprint.queries) << row.name;
+  }
   EXPECT_EQ(not_covered, 2);  // the wider net and the other architecture
   // Outputs.
   const std::string md = Read(c.out_dir + "/results.md");
@@ -84,6 +107,10 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(c.out_dir + "/results.json"), &json).ok());
   EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 24);
   EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 7);
+  EXPECT_EQ(json.fields().at("combined_false_positives").struct_value().fields().at("examined").number_value(), 7);
+  EXPECT_NE(md.find("### UAP fingerprint and combined verdict"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.combined.json"));
+  EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.fingerprint.transcript.jsonl"));
   for (const char* png : {"/scores_whitebox.png", "/scores_blackbox.png"}) {
     EXPECT_GT(std::filesystem::file_size(c.out_dir + png), 100u) << png;
   }
@@ -103,6 +130,8 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
     EXPECT_EQ(a.whitebox.log10_p, b.whitebox.log10_p) << a.name;
     EXPECT_EQ(a.blackbox.log10_p, b.blackbox.log10_p) << a.name;
     EXPECT_EQ(a.sequential.queries, b.sequential.queries) << a.name;
+    EXPECT_EQ(a.fingerprint.log10_p, b.fingerprint.log10_p) << a.name;
+    EXPECT_EQ(a.combined.log10_p, b.combined.log10_p) << a.name;
   }
 }
 

@@ -208,6 +208,55 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> SetQueryStatistics(const std::vector<double>& suspect, const std::vector<double>& reference,
+                                        const BettingTest& betting, bool sequential, const std::string& sequential_test,
+                                        const std::string& fixed_test_suffix, bool budget_stop, int64_t max_queries,
+                                        double alpha, VerificationReport* r) {
+  MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(suspect, reference, alpha));
+  r->set_delta_mu(t.delta_mu);
+  r->set_delta_mu_ci_low(t.ci_low);
+  r->set_delta_mu_ci_high(t.ci_high);
+  bool reject;
+  if (sequential) {
+    r->set_p_value(betting.p_value());
+    r->set_log10_p_value(betting.log10_p_value());
+    r->set_test(sequential_test);
+    reject = betting.reject();
+    if (budget_stop) r->add_warnings(absl::StrCat("stopped at the query cap (", max_queries, ") without decisive evidence"));
+  } else {
+    r->set_p_value(t.p_value);
+    r->set_log10_p_value(t.log10_p_value);
+    r->set_test(t.method + fixed_test_suffix);
+    reject = t.reject;
+  }
+  const int64_t n = static_cast<int64_t>(suspect.size());
+  r->set_m(n);
+  r->set_alpha(alpha);
+  double mean_s = 0, mean_r = 0;
+  for (int64_t i = 0; i < n; ++i) mean_s += suspect[i] / n, mean_r += reference[i] / n;
+  r->set_suspect_mean_score(mean_s);
+  r->set_reference_mean_score(mean_r);
+  return reject;
+}
+
+absl::Status RecordQueries(const QueryClient& client, SuspectChannel& channel, const std::string& transcript_path,
+                           int64_t max_queries, bool sequential, bool stopped_early, VerificationReport* r) {
+  r->set_queries(client.queries());
+  r->set_max_queries(max_queries);
+  r->set_sequential(sequential);
+  r->set_stopped_early(stopped_early);
+  r->set_suspect_channel(channel.Describe());
+  r->set_softmax_applied(client.softmax_applied());
+  if (client.softmax_applied()) r->add_warnings("the suspect returned logits; softmax was applied (--accept_logits)");
+  if (!transcript_path.empty()) {
+    r->set_transcript_path(transcript_path);
+    MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(transcript_path));
+    r->set_transcript_sha256(core::Sha256Hex(text));
+  }
+  r->set_suspect_sha256(channel.ModelSha256());
+  return absl::OkStatus();
+}
+
 }  // namespace verifier_internal
 
 namespace {
@@ -367,48 +416,18 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   rep.set_mode("blackbox");
   rep.set_architecture("any (probabilities only)");
   rep.set_feature_design(v.features().kind());
-  absl::StatusOr<PairedTestResult> t = OneSidedPairedTTest(suspect_scores, paired_ref, o.alpha);
-  if (!t.ok()) return t.status();
-  rep.set_delta_mu(t->delta_mu);
-  rep.set_delta_mu_ci_low(t->ci_low);
-  rep.set_delta_mu_ci_high(t->ci_high);
-  bool reject;
-  if (o.sequential) {
-    rep.set_p_value(betting.p_value());
-    rep.set_log10_p_value(betting.log10_p_value());
-    rep.set_test("sequential betting test (anytime-valid; delta_mu interval from the t distribution, descriptive)");
-    reject = betting.reject();
-    if (budget_stop) rep.add_warnings(absl::StrCat("stopped at the query cap (", max_queries, ") without decisive evidence"));
-  } else {
-    rep.set_p_value(t->p_value);
-    rep.set_log10_p_value(t->log10_p_value);
-    rep.set_test(t->method);
-    reject = t->reject;
-  }
-  rep.set_m(pairs);
-  rep.set_alpha(o.alpha);
-  double mean_s = 0, mean_r = 0;
-  for (int64_t i = 0; i < pairs; ++i) mean_s += suspect_scores[i] / pairs, mean_r += paired_ref[i] / pairs;
-  rep.set_suspect_mean_score(mean_s);
-  rep.set_reference_mean_score(mean_r);
+  MOVE_ASSIGN_OR_RETURN(
+      const bool reject,
+      SetQueryStatistics(suspect_scores, paired_ref, betting, o.sequential,
+                         "sequential betting test (anytime-valid; delta_mu interval from the t distribution, descriptive)",
+                         "", budget_stop, max_queries, o.alpha, &rep));
+  const double mean_s = rep.suspect_mean_score();
   Decide(reject, v.sound(), v.unsound_reason(), "black-box", v.type1_error(), v.type2_error(), o.alpha,
          /*warn_below_minimum=*/!(o.sequential && reject), &rep);
   MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used_samples, mean_s, o.alpha, &rep));
   ApplyRangeCheck(static_cast<double>(suspect_correct) / pairs, static_cast<double>(reference_correct) / pairs,
                   o.min_relative_accuracy, &rep);
-  rep.set_queries(client.queries());
-  rep.set_max_queries(max_queries);
-  rep.set_sequential(o.sequential);
-  rep.set_stopped_early(stopped_early);
-  rep.set_suspect_channel(channel.Describe());
-  rep.set_softmax_applied(client.softmax_applied());
-  if (client.softmax_applied()) rep.add_warnings("the suspect returned logits; softmax was applied (--accept_logits)");
-  if (transcript) {
-    rep.set_transcript_path(o.transcript_path);
-    MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(o.transcript_path));
-    rep.set_transcript_sha256(core::Sha256Hex(text));
-  }
-  rep.set_suspect_sha256(channel.ModelSha256());
+  MOVE_RETURN_IF_ERROR(RecordQueries(client, channel, o.transcript_path, max_queries, o.sequential, stopped_early, &rep));
   rep.mutable_suspect_scores()->Add(suspect_scores.begin(), suspect_scores.end());
   rep.mutable_reference_scores()->Add(paired_ref.begin(), paired_ref.end());
   FillProvenance(bundle, o.seed, o.device, start, &rep);

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <torch/torch.h>
 
 #include "absl/strings/escaping.h"
@@ -93,8 +95,13 @@ absl::Status WriteBundle(const BundleContents& contents, const SigningKey& key, 
   }
   SignedBundle signed_bundle;
   signed_bundle.set_format(kSignedFormat);
-  if (!contents.SerializeToString(signed_bundle.mutable_contents())) {
-    return absl::InternalError("cannot serialise bundle contents");
+  {
+    // Deterministic: map fields (classifier states, metadata) in key order, so the same
+    // contents always give the same signed bytes.
+    google::protobuf::io::StringOutputStream out(signed_bundle.mutable_contents());
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    if (!contents.SerializeToCodedStream(&coded)) return absl::InternalError("cannot serialise bundle contents");
   }
   unsigned char sig[crypto_sign_BYTES];
   crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(signed_bundle.contents().data()),
@@ -204,6 +211,18 @@ std::string DescribeBundle(const OpenedBundle& b) {
                     v.benign_scores_size(), " held-out benign models for the model-level test\n");
   } else {
     absl::StrAppend(&out, "black-box:         none in this bundle\n");
+  }
+  if (c.has_fingerprint() && !c.fingerprint().method().empty()) {
+    const FingerprintVerifier& v = c.fingerprint();
+    const TensorProto& pts = v.points();
+    absl::StrAppend(&out, "fingerprint:       ", v.method(), " (", v.uap_fooling_rate_size(), " UAPs, L-inf ", v.epsilon(),
+                    ", fooling rate ", absl::StrJoin(v.uap_fooling_rate(), "/"), "; ",
+                    pts.shape_size() == 5 ? pts.shape(0) : 0, " fingerprints of ", pts.shape_size() == 5 ? pts.shape(1) : 0,
+                    " points), Type-I ", v.type1_error(), ", Type-II ", v.type2_error(), ", ",
+                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), ", ", v.models_size(),
+                    " helper models recorded, ", v.benign_scores_size(), " held-out independents for the model-level test\n");
+  } else {
+    absl::StrAppend(&out, "fingerprint:       none in this bundle\n");
   }
   for (const auto& [k, v] : c.metadata()) absl::StrAppend(&out, "meta ", k, ": ", v, "\n");
   return out;

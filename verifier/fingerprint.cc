@@ -598,47 +598,18 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
   rep.set_mode("fingerprint");
   rep.set_architecture("any (probabilities only)");
   rep.set_feature_design(v.method());
-  MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(suspect_sim, paired_ref, o.alpha));
-  rep.set_delta_mu(t.delta_mu);
-  rep.set_delta_mu_ci_low(t.ci_low);
-  rep.set_delta_mu_ci_high(t.ci_high);
-  bool reject;
-  if (o.sequential) {
-    rep.set_p_value(betting.p_value());
-    rep.set_log10_p_value(betting.log10_p_value());
-    rep.set_test("sequential betting test over fingerprints (anytime-valid; delta_mu interval descriptive)");
-    reject = betting.reject();
-    if (budget_stop) rep.add_warnings(absl::StrCat("stopped at the query cap (", max_queries, ") without decisive evidence"));
-  } else {
-    rep.set_p_value(t.p_value);
-    rep.set_log10_p_value(t.log10_p_value);
-    rep.set_test(absl::StrCat(t.method, " over fingerprints (cosine similarity to the victim's)"));
-    reject = t.reject;
-  }
-  rep.set_m(pairs);
-  rep.set_alpha(o.alpha);
-  double mean_s = 0, mean_r = 0;
-  for (int64_t i = 0; i < pairs; ++i) mean_s += suspect_sim[i] / pairs, mean_r += paired_ref[i] / pairs;
-  rep.set_suspect_mean_score(mean_s);
-  rep.set_reference_mean_score(mean_r);
+  MOVE_ASSIGN_OR_RETURN(
+      const bool reject,
+      SetQueryStatistics(suspect_sim, paired_ref, betting, o.sequential,
+                         "sequential betting test over fingerprints (anytime-valid; delta_mu interval descriptive)",
+                         " over fingerprints (cosine similarity to the victim's)", budget_stop, max_queries, o.alpha, &rep));
+  const double mean_s = rep.suspect_mean_score();
   Decide(reject, v.sound(), v.unsound_reason(), "fingerprint", v.type1_error(), v.type2_error(), o.alpha,
          /*warn_below_minimum=*/false, &rep);
   MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used, mean_s, o.alpha, &rep));
   ApplyRangeCheck(static_cast<double>(suspect_correct) / (pairs * kpts),
                   static_cast<double>(reference_correct) / (pairs * kpts), o.min_relative_accuracy, &rep);
-  rep.set_queries(client.queries());
-  rep.set_max_queries(max_queries);
-  rep.set_sequential(o.sequential);
-  rep.set_stopped_early(stopped_early);
-  rep.set_suspect_channel(channel.Describe());
-  rep.set_softmax_applied(client.softmax_applied());
-  if (client.softmax_applied()) rep.add_warnings("the suspect returned logits; softmax was applied (--accept_logits)");
-  if (transcript) {
-    rep.set_transcript_path(o.transcript_path);
-    MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(o.transcript_path));
-    rep.set_transcript_sha256(core::Sha256Hex(text));
-  }
-  rep.set_suspect_sha256(channel.ModelSha256());
+  MOVE_RETURN_IF_ERROR(RecordQueries(client, channel, o.transcript_path, max_queries, o.sequential, stopped_early, &rep));
   rep.mutable_suspect_scores()->Add(suspect_sim.begin(), suspect_sim.end());
   rep.mutable_reference_scores()->Add(paired_ref.begin(), paired_ref.end());
   FillProvenance(bundle, o.seed, "cpu", start, &rep);

@@ -209,12 +209,15 @@ TEST(SupConLossTest, LowerWhenClassesAreTogether) {
   const at::Tensor mixed = torch::tensor({{1.f, 0.f}, {0.f, 1.f}, {1.f, 0.f}, {0.f, 1.f}});
   const at::Tensor one_group = torch::zeros({4}, torch::kInt64);
   EXPECT_LT(SupConLoss(together, y, one_group, 0.1).item<double>(), SupConLoss(mixed, y, one_group, 0.1).item<double>());
-  // Rows of different groups are never compared: with the classes split across two groups
-  // ({0, 1} and {2, 3}, one class each) no anchor has a negative, so only the grouping of
-  // "mixed" (each group holds both classes) gives a loss.
+  // Rows of different groups are never compared: with each class alone in its group no
+  // anchor has a negative (the loss is undefined: NaN), while groups holding both classes
+  // give a finite loss.
   const at::Tensor groups = torch::tensor({0, 0, 1, 1}, torch::kInt64);
   EXPECT_TRUE(std::isnan(SupConLoss(together, y, groups, 0.1).item<double>()));
-  EXPECT_TRUE(std::isfinite(SupConLoss(mixed, torch::tensor({0, 1, 0, 1}, torch::kInt64), groups, 0.1).item<double>()));
+  const at::Tensor six = torch::tensor({{1.f, 0.f}, {1.f, 0.f}, {0.f, 1.f}, {1.f, 0.f}, {1.f, 0.f}, {0.f, 1.f}});
+  EXPECT_TRUE(std::isfinite(SupConLoss(six, torch::tensor({0, 0, 1, 0, 0, 1}, torch::kInt64),
+                                       torch::tensor({0, 0, 0, 1, 1, 1}, torch::kInt64), 0.1)
+                                .item<double>()));
 }
 
 VerificationReport Line(const std::string& mode, double log10_p, double ml_log10_p, bool sound = true, bool in_range = true) {

@@ -14,6 +14,8 @@
 #include "sdk/bundle.pb.h"
 #include "sdk/ownership.h"
 #include "sdk/report.pb.h"
+#include "verifier/channels.h"
+#include "verifier/sequential.h"
 
 namespace move::verifier_internal {
 
@@ -92,6 +94,21 @@ void AddBenignScores(const at::Tensor& scores, const std::string& kind, const st
                      google::protobuf::RepeatedPtrField<BenignScores>* table);
 
 void ApplyRangeCheck(double suspect_accuracy, double reference_accuracy, double min_relative, VerificationReport* r);
+
+// The statistics of a query-based report (black-box MOVE, fingerprint) from paired scores:
+// delta_mu and its interval from the one-sided paired t-test; p from the betting test when
+// `sequential` (with `sequential_test` as the test's name and a warning when the query cap
+// stopped it), else from the t-test (its method + `fixed_test_suffix`); m, alpha and the mean
+// scores. Returns whether the chosen test rejects at alpha.
+absl::StatusOr<bool> SetQueryStatistics(const std::vector<double>& suspect, const std::vector<double>& reference,
+                                        const BettingTest& betting, bool sequential, const std::string& sequential_test,
+                                        const std::string& fixed_test_suffix, bool budget_stop, int64_t max_queries,
+                                        double alpha, VerificationReport* r);
+
+// The query record of such a report: queries and cap, mode, channel, softmax warning, the
+// transcript's path and SHA-256 (when `transcript_path` is not empty) and the suspect's hash.
+absl::Status RecordQueries(const QueryClient& client, SuspectChannel& channel, const std::string& transcript_path,
+                           int64_t max_queries, bool sequential, bool stopped_early, VerificationReport* r);
 
 // Provenance of a report: bundle hash and signer, SDK version, seed, device, threads, seconds.
 void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string& device,

@@ -1,0 +1,220 @@
+// UAP fingerprinting end to end: helper models made with the red-team attacks, the verifier
+// built twice (determinism), signed into a bundle and read back, suspects examined through a
+// model channel, a transcript replayed, tampering detected.
+#include <cstdio>
+#include <filesystem>
+
+#include <google/protobuf/util/message_differencer.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "gtest/gtest.h"
+#include "redteam/attacks.h"
+#include "sdk/blackbox.h"
+#include "sdk/bundle.h"
+#include "sdk/dataset.h"
+#include "sdk/fingerprint.h"
+#include "sdk/model.h"
+#include "sdk/runtime.h"
+#include "sdk/train.h"
+
+namespace move {
+namespace {
+
+struct World {
+  Dataset train, substitute, test;
+  ModelSpec spec;
+  TrainOptions recipe;
+  torch::jit::Module victim;
+  FingerprintBuildInputs inputs;
+  std::string dir;
+};
+
+torch::jit::Module Train(const ModelSpec& spec0, const Dataset& data, uint64_t seed, const TrainOptions& recipe) {
+  ModelSpec spec = spec0;
+  spec.seed = seed;
+  torch::jit::Module m = *CreateModel(spec);
+  TrainOptions o = recipe;
+  o.seed = seed;
+  EXPECT_TRUE(TrainModel(m, data, o).ok());
+  return m;
+}
+
+World& GetWorld() {
+  static World* w = [] {
+    EXPECT_TRUE(SetNumThreads(2).ok());
+    auto* w = new World;
+    Dataset full = *LoadFashionMnist(kDefaultFashionMnistDir, Split::kTrain);
+    Dataset test = *LoadFashionMnist(kDefaultFashionMnistDir, Split::kTest);
+    w->train = ToRgb(*SampleSubset(full, 3000, 1));
+    w->substitute = ToRgb(*SampleSubset(full, 2000, 99));
+    w->test = ToRgb(*SampleSubset(test, 600, 2));
+    w->spec = *ParseModelSpec("cnn");
+    w->spec.in_channels = 3;
+    w->spec.num_classes = 10;
+    w->recipe.epochs = 2;
+    w->recipe.batch_size = 64;
+    w->recipe.show_progress = false;
+    w->victim = Train(w->spec, w->train, 1, w->recipe);
+    w->dir = ::testing::TempDir() + "/fingerprint_e2e";
+    std::filesystem::remove_all(w->dir);
+    std::filesystem::create_directories(w->dir);
+    // Helper models: students of the victim made with the red-team attacks on the vendor's
+    // data, independent models of the recipe.
+    redteam::AttackInputs in;
+    in.victim = &w->victim;
+    in.student = w->spec;
+    in.victim_data = &w->train;
+    in.substitute = &w->train;
+    auto attack = [&](const std::string& name, uint64_t seed) {
+      TrainOptions r = w->recipe;
+      r.seed = seed;
+      absl::StatusOr<torch::jit::Module> m = redteam::RunAttack(name, in, r);
+      EXPECT_TRUE(m.ok()) << m.status();
+      return FingerprintModel{name, "cnn", *m};
+    };
+    FingerprintBuildInputs& fi = w->inputs;
+    fi.piracy = {attack("label-query", 10), attack("logit-query", 11), attack("distill", 12)};
+    fi.held_out_piracy = {attack("label-query", 13)};
+    for (int i = 0; i < 3; ++i) fi.independent.push_back({"independent", "cnn", Train(w->spec, w->train, 20 + i, w->recipe)});
+    for (int i = 0; i < 3; ++i) fi.calibration.push_back({"calibration", "cnn", Train(w->spec, w->train, 30 + i, w->recipe)});
+    fi.victim = &w->victim;
+    fi.point_pool = &w->train;
+    fi.verification_pool = &w->test;
+    return w;
+  }();
+  return *w;
+}
+
+FingerprintBuildOptions SmallOptions() {
+  FingerprintBuildOptions o;
+  o.uaps = 2;
+  o.uap_images = 800;
+  o.uap_epochs = 3;
+  o.train_fingerprints = 20;
+  o.verification_fingerprints = 12;
+  o.encoder_steps = 150;
+  o.show_progress = false;
+  return o;
+}
+
+const FingerprintVerifier& Verifier() {
+  static FingerprintVerifier* v = [] {
+    auto built = BuildFingerprintVerifier(GetWorld().inputs, SmallOptions());
+    EXPECT_TRUE(built.ok()) << built.status();
+    return new FingerprintVerifier(*built);
+  }();
+  return *v;
+}
+
+TEST(FingerprintBuildTest, RecordsEverythingAndIsDeterministic) {
+  const FingerprintVerifier& v = Verifier();
+  EXPECT_EQ(v.method(), "uap-fingerprint-supcon-v1");
+  ASSERT_EQ(v.uap_fooling_rate_size(), 2);
+  for (double f : v.uap_fooling_rate()) EXPECT_GE(f, 0.5) << "UAP too weak";
+  EXPECT_EQ(v.points().shape(0), 12);
+  EXPECT_EQ(v.points().shape(1), 10);
+  EXPECT_EQ(v.benign_scores_size(), 3);           // reference + 2 calibration models
+  EXPECT_EQ(v.calibration_log10_p_size(), 2);
+  EXPECT_EQ(v.models_size(), 3 + 3 + 1 + 3);      // piracy, independent, held-out, reference + calibration
+  EXPECT_EQ(v.num_classes(), 10);
+  EXPECT_FALSE(v.sha256().empty());
+  EXPECT_LT(v.victim_log10_p(), -2) << "the victim must be far more similar to itself than the reference";
+  // Same inputs and seed: the same verifier, byte for byte.
+  auto again = BuildFingerprintVerifier(GetWorld().inputs, SmallOptions());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*again, v)) << "a second build differs";
+}
+
+TEST(FingerprintBuildTest, RejectsMissingInputs) {
+  FingerprintBuildInputs in = GetWorld().inputs;
+  in.calibration.resize(2);
+  EXPECT_EQ(BuildFingerprintVerifier(in, SmallOptions()).status().code(), absl::StatusCode::kInvalidArgument);
+  in = GetWorld().inputs;
+  in.victim = nullptr;
+  EXPECT_EQ(BuildFingerprintVerifier(in, SmallOptions()).status().code(), absl::StatusCode::kInvalidArgument);
+  FingerprintBuildOptions o = SmallOptions();
+  o.points_per_fingerprint = 0;
+  EXPECT_EQ(BuildFingerprintVerifier(GetWorld().inputs, o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
+  World& w = GetWorld();
+  BundleContents contents;
+  contents.set_format("move.bundle.v1");
+  *contents.mutable_fingerprint() = Verifier();
+  auto key = GenerateSigningKey();
+  ASSERT_TRUE(key.ok());
+  const std::string path = w.dir + "/fp.move";
+  ASSERT_TRUE(WriteBundle(contents, *key, path).ok());
+  auto bundle = ReadBundle(path, key->public_key);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(bundle->contents.fingerprint(), Verifier()));
+  EXPECT_NE(DescribeBundle(*bundle).find("fingerprint:       uap-fingerprint-supcon-v1"), std::string::npos);
+
+  // The victim through a model channel: similarity 1 on every fingerprint.
+  const std::string victim_path = w.dir + "/victim.pt";
+  ASSERT_TRUE(SaveModel(w.victim, victim_path).ok());
+  auto channel = OpenModelChannel(victim_path);
+  ASSERT_TRUE(channel.ok());
+  FingerprintVerifyOptions o;
+  o.fingerprints = 10;
+  o.show_progress = false;
+  o.transcript_path = w.dir + "/victim.fp.jsonl";
+  auto r = VerifyFingerprint(*bundle, **channel, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->mode(), "fingerprint");
+  EXPECT_EQ(r->m(), 10);
+  EXPECT_EQ(r->queries(), 10 * 2 * 10);
+  EXPECT_NEAR(r->suspect_mean_score(), 1.0, 1e-3);
+  EXPECT_GT(r->delta_mu(), 0);
+  EXPECT_LT(r->log10_p_value(), -2);
+  EXPECT_TRUE(r->model_level_tested());
+  EXPECT_EQ(r->model_level_benign_models(), 3);
+  // Replaying the transcript gives the same figures without the model.
+  auto replay = OpenReplayChannel(o.transcript_path);
+  ASSERT_TRUE(replay.ok());
+  FingerprintVerifyOptions ro = o;
+  ro.transcript_path = "";
+  auto rr = VerifyFingerprint(*bundle, **replay, ro);
+  ASSERT_TRUE(rr.ok()) << rr.status();
+  EXPECT_EQ(rr->log10_p_value(), r->log10_p_value());
+  EXPECT_EQ(rr->model_level_log10_p_value(), r->model_level_log10_p_value());
+  // An independent calibration-like model of another seed: not flagged.
+  const std::string indep_path = w.dir + "/indep.pt";
+  ASSERT_TRUE(SaveModel(Train(w.spec, w.train, 77, w.recipe), indep_path).ok());
+  auto ic = OpenModelChannel(indep_path);
+  ASSERT_TRUE(ic.ok());
+  o.transcript_path = "";
+  auto ir = VerifyFingerprint(*bundle, **ic, o);
+  ASSERT_TRUE(ir.ok()) << ir.status();
+  EXPECT_LT(ir->suspect_mean_score(), r->suspect_mean_score());
+  // Sequential mode stops within the cap and says how many queries it used.
+  o.sequential = true;
+  o.fingerprints = 0;
+  o.max_queries = 200;
+  auto sq = VerifyFingerprint(*bundle, **channel, o);
+  ASSERT_TRUE(sq.ok()) << sq.status();
+  EXPECT_LE(sq->queries(), 200);
+  // Fewer than 2 fingerprints' queries, too many fingerprints: clear errors.
+  o.max_queries = 30;
+  EXPECT_EQ(VerifyFingerprint(*bundle, **channel, o).status().code(), absl::StatusCode::kResourceExhausted);
+  o.sequential = false;
+  o.max_queries = 0;
+  o.fingerprints = 13;
+  EXPECT_EQ(VerifyFingerprint(*bundle, **channel, o).status().code(), absl::StatusCode::kInvalidArgument);
+  // The fingerprint data are committed to by their hash (besides the signature).
+  OpenedBundle tampered = *bundle;
+  auto uaps = FromTensorProto(tampered.contents.fingerprint().uaps());
+  ASSERT_TRUE(uaps.ok());
+  *tampered.contents.mutable_fingerprint()->mutable_uaps() = ToTensorProto(*uaps * 0.5);
+  o.fingerprints = 10;
+  EXPECT_EQ(VerifyFingerprint(tampered, **channel, o).status().code(), absl::StatusCode::kDataLoss);
+  // A bundle without a fingerprint verifier.
+  OpenedBundle none = *bundle;
+  none.contents.clear_fingerprint();
+  EXPECT_EQ(VerifyFingerprint(none, **channel, o).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace move
