@@ -183,6 +183,9 @@ HarnessConfig FullConfig() {
   // independent models of those kinds score (the paired test alone flagged both kinds).
   c.shadow_architectures = {"cnn-w2", "wrn-16-1"};
   c.decoy_calibration = 1;
+  // The sequential fingerprint test may use all 40 fingerprints (800 queries): at 20 the
+  // betting martingale cannot reach 1 / alpha at the measured effect sizes (README).
+  c.fingerprint_sequential_max_queries = 800;
   return c;
 }
 
