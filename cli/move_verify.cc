@@ -17,7 +17,8 @@
 // Bundles with a UAP fingerprint verifier: the suspect (file or endpoint, or a replay of
 // <transcript>.fingerprint.jsonl) is also examined by fingerprint (--fingerprints, default 20),
 // and the JSON is then the combined verdict (move.combined.v1: Holm over the lines, every
-// line's full report inside); --fingerprint=false keeps MOVE alone.
+// line's full report inside); --fingerprint=false keeps MOVE alone; --mode=fingerprint runs
+// the fingerprint line alone (--suspect, --endpoint or --replay of its own transcript).
 //
 // Prints a human summary and writes the JSON report (atomically) to --report. Exit status 0
 // when the examination ran, whatever the verdict; 1 with one readable line on stderr when it
@@ -46,7 +47,9 @@
 ABSL_FLAG(std::string, bundle, "", "Signed verifier bundle (.move). Required.");
 ABSL_FLAG(std::string, suspect, "", "Suspect TorchScript model file (from the SDK or PyTorch).");
 ABSL_FLAG(std::string, trusted_key, "", "Vendor's public key file; the bundle must be signed by it.");
-ABSL_FLAG(std::string, mode, "whitebox", "whitebox (needs the suspect's weights) or blackbox (needs its predictions).");
+ABSL_FLAG(std::string, mode, "whitebox",
+          "whitebox (needs the suspect's weights), blackbox (needs its predictions) or fingerprint (the UAP "
+          "fingerprint line alone; needs its predictions).");
 ABSL_FLAG(int64_t, m, 0,
           "Verification samples to use; 0 = the mode's default (white-box: all in the bundle; black-box: 100, "
           "10 queries each).");
@@ -127,9 +130,15 @@ std::string TranscriptBase() {
 // The fingerprint line: runs when the bundle has a fingerprint verifier and the suspect can be
 // queried here (a file, an endpoint, or a replay whose fingerprint transcript exists). Returns
 // nullopt with a printed reason otherwise.
-absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const move::OpenedBundle& bundle) {
-  if (!absl::GetFlag(FLAGS_fingerprint)) return std::nullopt;
-  if (!bundle.contents.has_fingerprint() || bundle.contents.fingerprint().method().empty()) return std::nullopt;
+// `alone` (--mode=fingerprint): --replay names the fingerprint transcript itself and new
+// queries go to the transcript path without a suffix.
+absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const move::OpenedBundle& bundle,
+                                                                       bool alone = false) {
+  if (!alone && !absl::GetFlag(FLAGS_fingerprint)) return std::nullopt;
+  if (!bundle.contents.has_fingerprint() || bundle.contents.fingerprint().method().empty()) {
+    if (alone) return absl::FailedPreconditionError("the bundle has no fingerprint verifier (built without one)");
+    return std::nullopt;
+  }
   const std::string suspect = absl::GetFlag(FLAGS_suspect), endpoint = absl::GetFlag(FLAGS_endpoint),
                     replay = absl::GetFlag(FLAGS_replay);
   std::unique_ptr<move::SuspectChannel> channel;
@@ -141,7 +150,7 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
   o.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
   o.sequential = absl::GetFlag(FLAGS_sequential);
   if (!replay.empty()) {
-    const std::string fp_transcript = replay + ".fingerprint.jsonl";
+    const std::string fp_transcript = alone ? replay : replay + ".fingerprint.jsonl";
     if (!std::filesystem::exists(fp_transcript)) {
       std::printf("UAP fingerprint: not run (no %s to replay)\n\n", fp_transcript.c_str());
       return std::nullopt;
@@ -149,10 +158,12 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(fp_transcript));
   } else if (!suspect.empty()) {
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenModelChannel(suspect, absl::GetFlag(FLAGS_device)));
-    o.transcript_path = TranscriptBase() + ".fingerprint.jsonl";
+    o.transcript_path = TranscriptBase() + (alone ? "" : ".fingerprint.jsonl");
   } else if (!endpoint.empty()) {
     MOVE_ASSIGN_OR_RETURN(channel, OpenEndpoint(endpoint));
-    o.transcript_path = TranscriptBase() + ".fingerprint.jsonl";
+    o.transcript_path = TranscriptBase() + (alone ? "" : ".fingerprint.jsonl");
+  } else if (alone) {
+    return absl::InvalidArgumentError("fingerprint mode needs one of --suspect, --endpoint or --replay");
   } else {
     std::printf("UAP fingerprint: not run (offline answers cover the MOVE queries only)\n\n");
     return std::nullopt;
@@ -268,8 +279,8 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_bundle).empty()) return absl::InvalidArgumentError("--bundle: required");
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode != "whitebox" && mode != "blackbox") {
-    return absl::InvalidArgumentError(absl::StrCat("--mode: expected whitebox or blackbox, got '", mode, "'"));
+  if (mode != "whitebox" && mode != "blackbox" && mode != "fingerprint") {
+    return absl::InvalidArgumentError(absl::StrCat("--mode: expected whitebox, blackbox or fingerprint, got '", mode, "'"));
   }
   if (mode == "whitebox" && absl::GetFlag(FLAGS_suspect).empty()) {
     return absl::InvalidArgumentError("--suspect: required in white-box mode");
@@ -288,6 +299,10 @@ absl::Status Run() {
   }
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(absl::GetFlag(FLAGS_bundle), trusted));
   if (mode == "blackbox") return RunBlackBox(bundle);
+  if (mode == "fingerprint") {
+    MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle, /*alone=*/true));
+    return WriteOrPrintJson(move::ReportToJson(*fp));
+  }
   move::VerifyOptions options;
   options.m = absl::GetFlag(FLAGS_m);
   options.alpha = absl::GetFlag(FLAGS_alpha);

@@ -2,12 +2,17 @@
 // built twice (determinism), signed into a bundle and read back, suspects examined through a
 // model channel, a transcript replayed, tampering detected.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <google/protobuf/util/message_differencer.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "redteam/attacks.h"
 #include "sdk/blackbox.h"
@@ -20,6 +25,13 @@
 
 namespace move {
 namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 struct World {
   Dataset train, substitute, test;
@@ -210,6 +222,31 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
   *tampered.contents.mutable_fingerprint()->mutable_uaps() = ToTensorProto(*uaps * 0.5);
   o.fingerprints = 10;
   EXPECT_EQ(VerifyFingerprint(tampered, **channel, o).status().code(), absl::StatusCode::kDataLoss);
+  // The CLI: move_verify --mode=fingerprint (the line alone) on the victim file, then its
+  // replay; a bundle without MOVE verifiers in white-box mode fails with one line.
+  {
+    const std::string pub = w.dir + "/fp.key";
+    ASSERT_TRUE(SaveSigningKey(*key, pub).ok());
+    const std::string out = w.dir + "/cli.out", err = w.dir + "/cli.err", report = w.dir + "/cli.json";
+    auto run = [&](const std::string& args) {
+      const int status = std::system(
+          absl::StrCat("cli/move_verify --bundle=", path, " --trusted_key=", pub, ".pub --threads=2 ", args, " > ", out,
+                       " 2> ", err).c_str());
+      return WEXITSTATUS(status);
+    };
+    ASSERT_EQ(run(absl::StrCat("--mode=fingerprint --suspect=", victim_path, " --fingerprints=10 --report=", report)), 0);
+    std::string text = Slurp(out);
+    EXPECT_NE(text.find("UAP fingerprint verification of file:"), std::string::npos) << text;
+    EXPECT_NE(text.find("queries:        200"), std::string::npos) << text;
+    const std::string json = Slurp(report);
+    EXPECT_NE(json.find("\"mode\": \"fingerprint\""), std::string::npos);
+    ASSERT_EQ(run(absl::StrCat("--mode=fingerprint --replay=", report, ".transcript.jsonl --fingerprints=10")), 0);
+    EXPECT_NE(Slurp(out).find(absl::StrFormat("(log10 %.2f)", r->log10_p_value())), std::string::npos) << Slurp(out);
+    EXPECT_EQ(run(absl::StrCat("--suspect=", victim_path)), 1);
+    EXPECT_NE(Slurp(err).find("move_verify: "), std::string::npos);
+    EXPECT_EQ(run("--mode=fingerprint"), 1);
+    EXPECT_NE(Slurp(err).find("fingerprint mode needs one of --suspect, --endpoint or --replay"), std::string::npos);
+  }
   // A bundle without a fingerprint verifier.
   OpenedBundle none = *bundle;
   none.contents.clear_fingerprint();
