@@ -647,8 +647,12 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     } else {
       return absl::Status(wb.status().code(), absl::StrCat(mk.name, ": white-box: ", wb.status().message()));
     }
+    // One channel (the model loaded once) for the black-box and fingerprint queries.
+    std::unique_ptr<SuspectChannel> channel;
+    if (bundle.contents.has_blackbox() || bundle.contents.has_fingerprint()) {
+      MOVE_ASSIGN_OR_RETURN(channel, OpenModelChannel(e.path, config.device));
+    }
     if (bundle.contents.has_blackbox()) {
-      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<SuspectChannel> channel, OpenModelChannel(e.path, config.device));
       BlackBoxOptions bb;
       bb.m = std::min<int64_t>(config.blackbox_m, config.verification_samples);
       bb.alpha = config.alpha;
@@ -675,7 +679,6 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       row.blackbox.note = "bundle has no black-box verifier";
     }
     if (bundle.contents.has_fingerprint()) {
-      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<SuspectChannel> channel, OpenModelChannel(e.path, config.device));
       FingerprintVerifyOptions fo;
       fo.fingerprints = config.fingerprints;
       fo.alpha = config.alpha;

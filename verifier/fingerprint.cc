@@ -462,8 +462,9 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
   }
   v.set_type2_error(in.held_out_piracy.empty() ? 0 : static_cast<double>(missed) / in.held_out_piracy.size());
   {
-    MOVE_ASSIGN_OR_RETURN(at::Tensor s, similarity(victim, nullptr));
-    MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(ToVector(s), ref, o.alpha));
+    // The victim's own fingerprints are already at hand: no second pass over its queries.
+    MOVE_ASSIGN_OR_RETURN(PairedTestResult t,
+                          OneSidedPairedTTest(ToVector(FingerprintSimilarity(encoder, victim_f, victim_f)), ref, o.alpha));
     v.set_victim_log10_p(t.log10_p_value);
   }
   *v.mutable_uaps() = ToTensorProto(uaps);
