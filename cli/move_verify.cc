@@ -179,6 +179,10 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
               r.suspect_mean_score(), r.reference_mean_score(), r.delta_mu());
   std::printf("  clean accuracy: suspect %.3f vs reference %.3f on the fingerprint points (range check %s)\n",
               r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
+  std::printf("  agreement:      suspect answers as the victim did on %.1f%% of the points and %.1f%% of the UAP-perturbed "
+              "points (reference %.1f%% / %.1f%%)\n",
+              100 * r.fingerprint_clean_agreement(), 100 * r.fingerprint_perturbed_agreement(),
+              100 * r.reference_clean_agreement(), 100 * r.reference_perturbed_agreement());
   PrintModelLevel(r);
   std::printf("  queries:        %lld%s\n", static_cast<long long>(r.queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
   std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");

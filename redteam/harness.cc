@@ -130,6 +130,10 @@ Struct MethodJson(const MethodResult& m, bool small_m) {
   f["model_level_tested"] = Bool(m.model_level_tested);
   f["model_level_log10_p_value"] = Num(m.model_level_log10_p);
   f["paired_test_flagged"] = Bool(m.paired_flagged);
+  if (m.clean_agreement > 0 || m.perturbed_agreement > 0) {
+    f["clean_agreement"] = Num(m.clean_agreement);
+    f["perturbed_agreement"] = Num(m.perturbed_agreement);
+  }
   if (small_m) {
     f["small_m_log10_p_value"] = Num(m.small_m_log10_p);
     f["small_m_flagged"] = Bool(m.small_m_flagged);
@@ -247,8 +251,11 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   // Data: the owner's split, the disjoint split (attackers, independents), the test split.
   MOVE_ASSIGN_OR_RETURN(Dataset full, LoadFashionMnist(config.data_dir, Split::kTrain));
   MOVE_ASSIGN_OR_RETURN(Dataset test, LoadFashionMnist(config.data_dir, Split::kTest));
-  if (2 * config.train_size > full.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("train_size: at most ", full.size() / 2, " (two disjoint splits)"));
+  const bool query_pool = config.fingerprint && config.fingerprint_query_pool;
+  const int64_t splits = query_pool ? 3 : 2;
+  if (splits * config.train_size > full.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("train_size: at most ", full.size() / splits, " (", splits,
+                                                   " disjoint splits", query_pool ? ": owner, attackers, the vendor's query pool" : "", ")"));
   }
   if (config.test_size > 0) {
     MOVE_ASSIGN_OR_RETURN(test, SampleSubset(test, config.test_size, config.seed + 7));
@@ -258,6 +265,11 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   MOVE_ASSIGN_OR_RETURN(Dataset train, SelectSamples(full, perm.narrow(0, 0, config.train_size)));
   MOVE_ASSIGN_OR_RETURN(Dataset split, SelectSamples(full, perm.narrow(0, config.train_size, config.train_size)));
   split = ToRgb(split);
+  Dataset query;  // the vendor's query pool (fingerprint helpers), disjoint from both
+  if (query_pool) {
+    MOVE_ASSIGN_OR_RETURN(query, SelectSamples(full, perm.narrow(0, 2 * config.train_size, config.train_size)));
+    query = ToRgb(query);
+  }
   const Dataset clean = ToRgb(train);
   const Dataset test_rgb = ToRgb(test);
   std::printf("red-team harness (%s config) | MOVE SDK %s | %s\n", config.name.c_str(), kSdkVersion,
@@ -294,8 +306,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     return k;
   };
   // Trains arch on data with the recipe (cached).
-  auto train_cached = [&](const ModelSpec& arch0, const Dataset& data, uint64_t seed,
-                          const std::string& label) -> absl::StatusOr<ModelCache::Entry> {
+  auto train_cached = [&](const ModelSpec& arch0, const Dataset& data, uint64_t seed, const std::string& label,
+                          int epochs = 0) -> absl::StatusOr<ModelCache::Entry> {
     ModelSpec arch = arch0;
     arch.in_channels = 3;
     arch.num_classes = train.num_classes;
@@ -303,6 +315,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     TrainOptions o = recipe;
     o.seed = seed;
     o.label = label;
+    if (epochs > 0) o.epochs = epochs;
     const std::string what = absl::StrCat("move-redteam-v1 train | ", SpecKey(arch), " | data ", key_of(data), " | ",
                                           RecipeKey(o));
     return cache.GetOrMake(what, [&]() -> absl::StatusOr<torch::jit::Module> {
@@ -408,10 +421,11 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       ao.removal_consistency_weight, " rn ", ao.removal_samples, "/", ao.removal_iterations, "/", ao.removal_lr, "/",
       ao.removal_kl_weight, "/", ao.removal_ce_weight, "/", ao.removal_latent_weight);
   auto attack = [&](const std::string& name, const std::string& group, std::vector<std::string> stages, uint64_t seed,
-                    AttackInputs in, AttackOptions o) {
-    makers.push_back({name, group, true, [&, stages, seed, in, o, name]() -> absl::StatusOr<ModelCache::Entry> {
+                    AttackInputs in, AttackOptions o, int epochs = 0) {
+    makers.push_back({name, group, true, [&, stages, seed, in, o, name, epochs]() -> absl::StatusOr<ModelCache::Entry> {
                         TrainOptions r = recipe;
                         r.seed = seed;
+                        if (epochs > 0) r.epochs = epochs;
                         r.label = "attack: " + name;
                         const std::string what = absl::StrCat(
                             "move-redteam-v1 attack ", absl::StrJoin(stages, " -> "), " | victim ", victim.key, " | student ",
@@ -426,13 +440,17 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   if (config.fingerprint) {
     const auto fp_start = std::chrono::steady_clock::now();
     MOVE_ASSIGN_OR_RETURN(Dataset vendor_half, SampleSubset(clean, clean.size() / 2, config.seed + 11));
-    AttackInputs vin = base;
-    vin.substitute = &clean;  // the vendor's own clean data
+    // The piracy helpers query the victim with data it was not trained on (its answers on its
+    // own training images are nearly the true labels, so students of those look independent).
+    AttackInputs vin_vendor = base, vin_query = base;
+    vin_vendor.substitute = &clean;
+    vin_query.substitute = &query;
+    vin_query.victim_data = &query;  // distillation's transfer set
     std::vector<std::string> helper_keys;
     const char* piracy_kinds[] = {"label-query", "logit-query", "distill", "fine-tune"};
-    auto helper_attack = [&](const std::string& stage, const ModelSpec& student, uint64_t seed,
-                             const std::string& label) -> absl::StatusOr<ModelCache::Entry> {
-      AttackInputs in = vin;
+    auto helper_attack = [&](const std::string& stage, const ModelSpec& student, uint64_t seed, const std::string& label,
+                             bool on_query) -> absl::StatusOr<ModelCache::Entry> {
+      AttackInputs in = on_query ? vin_query : vin_vendor;
       in.student = student;
       TrainOptions r = recipe;
       r.seed = seed;
@@ -448,32 +466,45 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     wider_student.num_classes = train.num_classes;
     FingerprintBuildInputs fin;
     std::vector<ModelCache::Entry> keep;  // the modules' owners
-    auto piracy = [&](int i, uint64_t seed, std::vector<FingerprintModel>* out) -> absl::Status {
+    auto piracy = [&](int i, uint64_t seed, std::vector<FingerprintModel>* out, bool on_query) -> absl::Status {
       const std::string stage = piracy_kinds[i % 4];
       const bool wider = (i / 4) % 2 == 1 && stage != "fine-tune";
-      const std::string label = absl::StrCat(stage, wider ? " (" + config.wider_arch + ")" : "", " seed ", seed);
-      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, helper_attack(stage, wider ? wider_student : student_spec, seed, label));
+      const std::string label = absl::StrCat(stage, wider ? " (" + config.wider_arch + ")" : "",
+                                             on_query ? " on the query pool" : " on the vendor's data", " seed ", seed);
+      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e,
+                            helper_attack(stage, wider ? wider_student : student_spec, seed, label, on_query));
       helper_keys.push_back(e.key);
       out->push_back({label, stage == "fine-tune" ? config.arch : wider ? config.wider_arch : config.student_arch, e.model});
       return absl::OkStatus();
     };
-    auto independent = [&](int i, uint64_t seed, std::vector<FingerprintModel>* out) -> absl::Status {
+    auto independent = [&](int i, uint64_t seed, std::vector<FingerprintModel>* out, bool on_query) -> absl::Status {
       const int kind = i % 4;
       const ModelSpec& arch = kind == 2 ? wider_spec : kind == 3 ? other_spec : spec;
       const std::string arch_name = kind == 2 ? config.wider_arch : kind == 3 ? config.other_arch : config.arch;
-      const std::string label = absl::StrCat(arch_name, kind == 1 ? " on half the vendor's data" : "", " seed ", seed);
-      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, kind == 1 ? vendor_half : clean, seed, "fingerprint helper: " + label));
+      const char* data_name = on_query ? " on the query pool" : " on half the vendor's data";
+      const std::string label = absl::StrCat(arch_name, kind == 1 ? data_name : "", " seed ", seed);
+      const Dataset& data = kind != 1 ? clean : on_query ? query : vendor_half;
+      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, data, seed, "fingerprint helper: " + label));
       helper_keys.push_back(e.key);
       out->push_back({label, arch_name, e.model});
       return absl::OkStatus();
     };
     const uint64_t f0 = config.seed + 6000;
-    for (int i = 0; i < config.fingerprint_piracy; ++i) MOVE_RETURN_IF_ERROR(piracy(i, f0 + i, &fin.piracy));
-    for (int i = 0; i < config.fingerprint_held_out; ++i) MOVE_RETURN_IF_ERROR(piracy(i, f0 + 100 + i, &fin.held_out_piracy));
-    for (int i = 0; i < config.fingerprint_independents; ++i) {
-      MOVE_RETURN_IF_ERROR(independent(i, f0 + 200 + i, &fin.independent));
+    const bool both = query_pool && config.fingerprint_both_helper_sets;
+    for (int i = 0; i < config.fingerprint_piracy; ++i) {
+      MOVE_RETURN_IF_ERROR(piracy(i, f0 + i, &fin.piracy, query_pool));
+      if (both) MOVE_RETURN_IF_ERROR(piracy(i, f0 + i, &fin.piracy, false));
     }
-    for (int i = 0; i < config.fingerprint_calibration; ++i) MOVE_RETURN_IF_ERROR(independent(i, f0 + 300 + i, &fin.calibration));
+    for (int i = 0; i < config.fingerprint_held_out; ++i) {
+      MOVE_RETURN_IF_ERROR(piracy(i, f0 + 100 + i, &fin.held_out_piracy, query_pool));
+    }
+    for (int i = 0; i < config.fingerprint_independents; ++i) {
+      MOVE_RETURN_IF_ERROR(independent(i, f0 + 200 + i, &fin.independent, query_pool));
+      if (both && i % 4 == 1) MOVE_RETURN_IF_ERROR(independent(i, f0 + 200 + i, &fin.independent, false));
+    }
+    for (int i = 0; i < config.fingerprint_calibration; ++i) {
+      MOVE_RETURN_IF_ERROR(independent(i, f0 + 300 + i, &fin.calibration, query_pool));
+    }
     result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
     const FingerprintBuildOptions& fo = config.fingerprint_options;
     const std::string fp_what = absl::StrCat(
@@ -527,6 +558,12 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     AttackInputs sub = base;
     sub.victim_data = &split;
     attack("distillation (substitute data)", "stealing", {"distill"}, s0 + 7, sub, ao);
+    if (config.strong_attacker_epochs > 0) {
+      const int e = config.strong_attacker_epochs;
+      attack(absl::StrCat("label-query (", e, " epochs)"), "stealing", {"label-query"}, s0 + 40, base, ao, e);
+      attack(absl::StrCat("logit-query (", e, " epochs)"), "stealing", {"logit-query"}, s0 + 41, base, ao, e);
+      attack(absl::StrCat("distillation (substitute data, ", e, " epochs)"), "stealing", {"distill"}, s0 + 42, sub, ao, e);
+    }
   }
   if (config.leaked_data) {
     // The attacker queries with the victim's own (watermarked) training images.
@@ -590,6 +627,17 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                         return train_cached(arch, kind == 0 ? clean : split, seed, name);
                       }});
   }
+  if (config.strong_attacker_epochs > 0) {
+    // The controls of the stronger attackers: independents trained as long.
+    for (int kind = 0; kind < 2; ++kind) {
+      const uint64_t seed = config.seed + 2900 + config.independent_seed + kind;
+      const std::string name = absl::StrFormat("independent (%d epochs): %s (%s)", config.strong_attacker_epochs,
+                                               kinds[kind], config.arch);
+      makers.push_back({name, "independent", false, [&, kind, seed, name]() -> absl::StatusOr<ModelCache::Entry> {
+                          return train_cached(spec, kind == 0 ? clean : split, seed, name, config.strong_attacker_epochs);
+                        }});
+    }
+  }
 
   // 3. Examine every suspect.
   std::printf("\n%-48s %-6s %6s %6s | %-10s %-10s | %-10s %-8s | %-10s | %-10s\n", "suspect", "truth", "clean", "styled",
@@ -624,6 +672,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.suspect_scores.assign(r.suspect_scores().begin(), r.suspect_scores().end());
       m.reference_scores.assign(r.reference_scores().begin(), r.reference_scores().end());
       m.seconds = r.seconds();
+      m.clean_agreement = r.fingerprint_clean_agreement();
+      m.perturbed_agreement = r.fingerprint_perturbed_agreement();
     };
     VerifyOptions vo;
     vo.alpha = config.alpha;
@@ -786,6 +836,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     f["fingerprint_type2"] = Num(result.fingerprint_type2);
     f["fingerprint_victim_log10_p"] = Num(result.fingerprint_victim_log10_p);
     f["fingerprint_helper_models"] = Num(result.fingerprint_helper_models);
+    f["fingerprint_query_pool"] = Bool(config.fingerprint_query_pool);
     f["fingerprint_build_seconds"] = Num(result.fingerprint_build_seconds);
     f["fingerprints_per_verification"] = Num(static_cast<double>(config.fingerprints));
     google::protobuf::ListValue fr;
@@ -849,24 +900,32 @@ std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) 
   absl::StrAppendFormat(
       &md,
       "Fingerprint verifier: %d UAPs (L-inf %g, fooling rate on the victim %s), %d points per fingerprint (k-means), "
-      "encoder trained on %d piracy + %d independent helper models (the vendor's data, seeds disjoint from the suspects'), "
+      "encoder trained on %d piracy + %d independent helper models (%s; seeds disjoint from the suspects'), "
       "%d held-out piracy models (Type-II %.2f), reference + %d calibration models (Type-I %.2f, soundness check %s); "
       "victim log10 p %.1f; %d helper models, built in %.1f min. Verification: %d fingerprints (%d queries); sequential "
       "cap %d queries. Combined verdict: Holm at alpha %g over white-box (where examined), black-box (m = %d) and "
       "fingerprint; each line enters with max(paired p, model-level p), p = 1 if unsound or out of range.\n\n",
       fo.uaps, fo.epsilon,
       absl::StrJoin(r.uap_fooling_rates, ", ", [](std::string* o, double x) { absl::StrAppendFormat(o, "%.2f", x); }),
-      fo.points_per_fingerprint, c.fingerprint_piracy, c.fingerprint_independents, c.fingerprint_held_out,
+      fo.points_per_fingerprint, c.fingerprint_piracy, c.fingerprint_independents,
+      c.fingerprint_query_pool ? "piracy students query the victim with the vendor's query pool, a split it was not trained on; "
+                                 "independents on the vendor's data and on the query pool"
+                               : "the vendor's data",
+      c.fingerprint_held_out,
       r.fingerprint_type2, c.fingerprint_calibration - 1, r.fingerprint_type1, r.fingerprint_sound ? "passed" : "FAILED",
       r.fingerprint_victim_log10_p, r.fingerprint_helper_models, r.fingerprint_build_seconds / 60, c.fingerprints,
       c.fingerprints * 2 * fo.points_per_fingerprint, c.fingerprint_sequential_max_queries, c.alpha, c.blackbox_m);
   absl::StrAppend(&md,
-                  "| group | suspect | truth | FP Δsim | FP log10 p | FP model log10 p | FP verdict | FP seq. queries | FP seq. "
+                  "| group | suspect | truth | FP Δsim | FP agreement clean / UAP | FP log10 p | FP model log10 p | FP verdict | FP seq. queries | FP seq. "
                   "verdict | combined log10 p (Holm) | combined verdict | carried by | cost BB: queries / s | cost FP: "
-                  "queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                  "queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const HarnessRow& x : r.rows) {
-    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
-                          x.stolen ? "stolen" : "independent", D(x.fingerprint), L(x.fingerprint), ML(x.fingerprint),
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
+                          x.stolen ? "stolen" : "independent", D(x.fingerprint),
+                          x.fingerprint.examined ? absl::StrFormat("%.2f / %.2f", x.fingerprint.clean_agreement,
+                                                                   x.fingerprint.perturbed_agreement)
+                                                 : "-",
+                          L(x.fingerprint), ML(x.fingerprint),
                           V(x.fingerprint, x.stolen),
                           x.fingerprint_sequential.examined ? absl::StrCat(x.fingerprint_sequential.queries) : "-",
                           V(x.fingerprint_sequential, x.stolen), L(x.combined), V(x.combined, x.stolen),

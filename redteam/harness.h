@@ -81,6 +81,11 @@ struct HarnessConfig {
   // Independent models (never used by the bundle), spread over four kinds: owner's data with
   // another seed, the disjoint split, the wider net, the other architecture.
   int independents = 20;
+  // Stronger attackers: when > 0, extra rows train the query students (label-query,
+  // logit-query, distillation on substitute data) and one independent control per kind of
+  // data (owner's data, disjoint split) for this many epochs instead of the recipe's, to
+  // show how detection depends on the attacker's effort (student fidelity).
+  int strong_attacker_epochs = 0;
   // Offset of the independent models' seeds (and of the controls' benign model): a nonzero
   // value draws a fresh, held-out set of independents, e.g. to check a setting chosen by
   // looking at the default set.
@@ -104,6 +109,18 @@ struct HarnessConfig {
   // disjoint from the suspects'. Every suspect is then also examined by fingerprint (fixed and
   // sequential) and by the combined verdict (Holm over the lines examined).
   bool fingerprint = true;
+  // The vendor's query pool: train_size images of the domain that the victim was NOT trained
+  // on (a held-out part of the vendor's data; here a third disjoint Fashion-MNIST split). The
+  // piracy helpers query the victim with it, as an attacker with substitute data would, and
+  // one independent helper kind trains on it with true labels, so that "trained on other
+  // data" is not what the encoder learns. false: the piracy helpers query with the victim's
+  // own (clean) training images, whose answers are nearly the true labels (stop 11's design,
+  // which missed every query student on clean substitute data).
+  bool fingerprint_query_pool = true;
+  // With the query pool: also train the encoder on the piracy and independent helpers made
+  // from the vendor's own data (twice the encoder's helper models; the held-out piracy and
+  // calibration models stay those of the query-pool design).
+  bool fingerprint_both_helper_sets = false;
   int fingerprint_piracy = 8;
   int fingerprint_independents = 8;
   int fingerprint_held_out = 2;
@@ -148,6 +165,9 @@ struct MethodResult {
   // that carried it.
   double seconds = 0;
   std::string decided_by;
+  // Fingerprint line: top-class agreement with the victim on the clean and the UAP-perturbed
+  // fingerprint points (report.proto fingerprint_*_agreement).
+  double clean_agreement = 0, perturbed_agreement = 0;
 };
 
 struct HarnessRow {

@@ -47,6 +47,13 @@ ABSL_FLAG(std::string, wider_arch, "", "Architecture of the 'wider net' independ
 ABSL_FLAG(std::string, other_arch, "", "Architecture of the 'other architecture' independents (empty = the configuration's).");
 ABSL_FLAG(bool, whitebox, true, "Examine suspects in white-box mode (the costliest verification on a CPU).");
 ABSL_FLAG(bool, fingerprint, true, "Build the UAP fingerprint verifier and examine suspects with it and the combined verdict.");
+ABSL_FLAG(bool, fingerprint_both_helper_sets, false,
+          "With the query pool, also train the fingerprint encoder on the helpers made from the vendor's own data.");
+ABSL_FLAG(int32_t, strong_attacker_epochs, -1,
+          "Extra rows: query students and independent controls trained this many epochs (0 = none; -1 = the config's).");
+ABSL_FLAG(bool, fingerprint_query_pool, true,
+          "The fingerprint helpers' piracy students query the victim with a third disjoint split (the vendor's query pool) "
+          "instead of the victim's own training images.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of data splits, embedding and every model.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
@@ -106,6 +113,9 @@ absl::Status Run(const std::string& command) {
   c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
   c.whitebox = absl::GetFlag(FLAGS_whitebox);
   c.fingerprint = absl::GetFlag(FLAGS_fingerprint);
+  c.fingerprint_query_pool = absl::GetFlag(FLAGS_fingerprint_query_pool);
+  c.fingerprint_both_helper_sets = absl::GetFlag(FLAGS_fingerprint_both_helper_sets);
+  if (absl::GetFlag(FLAGS_strong_attacker_epochs) >= 0) c.strong_attacker_epochs = absl::GetFlag(FLAGS_strong_attacker_epochs);
   if (!absl::GetFlag(FLAGS_wider_arch).empty()) c.wider_arch = absl::GetFlag(FLAGS_wider_arch);
   if (!absl::GetFlag(FLAGS_other_arch).empty()) c.other_arch = absl::GetFlag(FLAGS_other_arch);
   if (const std::vector<std::string> shadow = absl::GetFlag(FLAGS_shadow); !shadow.empty()) {

@@ -537,6 +537,10 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
   const at::Tensor ref_f = reference_p.reshape({total, -1});
   const std::vector<double> ref_sim = ToVector(FingerprintSimilarity(encoder, ref_f, victim_f));
   const at::Tensor ref_correct = reference_p.select(2, 0).argmax(2).eq(labels).to(torch::kInt64).sum(1);  // per fp
+  // Top-class agreement with the victim's recorded answers, per fingerprint: [total, 2] (clean, perturbed).
+  const at::Tensor victim_top = victim_p.argmax(3);
+  const at::Tensor ref_agree = reference_p.argmax(3).eq(victim_top).to(torch::kInt64).sum(1);
+  at::Tensor suspect_agree = torch::zeros({2}, torch::kInt64), reference_agree = torch::zeros({2}, torch::kInt64);
 
   std::optional<TranscriptWriter> transcript;
   if (!o.transcript_path.empty()) {
@@ -576,6 +580,8 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
     const std::vector<double> s = ToVector(FingerprintSimilarity(encoder, f, victim_f.index_select(0, idx)));
     const at::Tensor clean_pred = unshuffled.reshape({nr, kpts, 2, k}).select(2, 0).argmax(2);
     suspect_correct += clean_pred.eq(labels.index_select(0, idx)).sum().item<int64_t>();
+    suspect_agree += unshuffled.reshape({nr, kpts, 2, k}).argmax(3).eq(victim_top.index_select(0, idx)).to(torch::kInt64).sum(0).sum(0);
+    reference_agree += ref_agree.index_select(0, idx).sum(0);
     for (int64_t i = 0; i < nr; ++i) {
       const int64_t j = idx[i].item<int64_t>();
       suspect_sim.push_back(s[i]);
@@ -613,6 +619,11 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
   MOVE_RETURN_IF_ERROR(RecordQueries(client, channel, o.transcript_path, max_queries, o.sequential, stopped_early, &rep));
   rep.mutable_suspect_scores()->Add(suspect_sim.begin(), suspect_sim.end());
   rep.mutable_reference_scores()->Add(paired_ref.begin(), paired_ref.end());
+  const double points_asked = static_cast<double>(pairs * kpts);
+  rep.set_fingerprint_clean_agreement(suspect_agree[0].item<int64_t>() / points_asked);
+  rep.set_fingerprint_perturbed_agreement(suspect_agree[1].item<int64_t>() / points_asked);
+  rep.set_reference_clean_agreement(reference_agree[0].item<int64_t>() / points_asked);
+  rep.set_reference_perturbed_agreement(reference_agree[1].item<int64_t>() / points_asked);
   FillProvenance(bundle, o.seed, "cpu", start, &rep);
   return rep;
 }
