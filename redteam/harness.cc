@@ -190,6 +190,9 @@ HarnessConfig FullConfig() {
   // The sequential fingerprint test may use all 40 fingerprints (800 queries): at 20 the
   // betting martingale cannot reach 1 / alpha at the measured effect sizes (README).
   c.fingerprint_sequential_max_queries = 800;
+  // Query students (and independent controls) trained 10 epochs instead of 3: detection
+  // against the attacker's effort.
+  c.strong_attacker_epochs = 10;
   return c;
 }
 
@@ -449,11 +452,12 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     std::vector<std::string> helper_keys;
     const char* piracy_kinds[] = {"label-query", "logit-query", "distill", "fine-tune"};
     auto helper_attack = [&](const std::string& stage, const ModelSpec& student, uint64_t seed, const std::string& label,
-                             bool on_query) -> absl::StatusOr<ModelCache::Entry> {
+                             bool on_query, int epochs = 0) -> absl::StatusOr<ModelCache::Entry> {
       AttackInputs in = on_query ? vin_query : vin_vendor;
       in.student = student;
       TrainOptions r = recipe;
       r.seed = seed;
+      if (epochs > 0) r.epochs = epochs;
       r.label = "fingerprint helper: " + label;
       const std::string what =
           absl::StrCat("move-redteam-v1 fingerprint helper ", stage, " | victim ", victim.key, " | student ",
@@ -495,6 +499,16 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       MOVE_RETURN_IF_ERROR(piracy(i, f0 + i, &fin.piracy, query_pool));
       if (both) MOVE_RETURN_IF_ERROR(piracy(i, f0 + i, &fin.piracy, false));
     }
+    for (int i = 0; i < config.fingerprint_long_piracy; ++i) {
+      // Students trained longer (closer to the victim): the piracy class spans the attacker's effort.
+      const std::string stage = piracy_kinds[i % 3];
+      const uint64_t seed = f0 + 400 + i;
+      const std::string label = absl::StrCat(stage, " (", config.fingerprint_long_piracy_epochs, " epochs) on the query pool seed ", seed);
+      MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, helper_attack(stage, student_spec, seed, label, query_pool,
+                                                               config.fingerprint_long_piracy_epochs));
+      helper_keys.push_back(e.key);
+      fin.piracy.push_back({label, config.student_arch, e.model});
+    }
     for (int i = 0; i < config.fingerprint_held_out; ++i) {
       MOVE_RETURN_IF_ERROR(piracy(i, f0 + 100 + i, &fin.held_out_piracy, query_pool));
     }
@@ -506,6 +520,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       MOVE_RETURN_IF_ERROR(independent(i, f0 + 300 + i, &fin.calibration, query_pool));
     }
     result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
+    result.fingerprint_encoder_piracy = static_cast<int>(fin.piracy.size());
+    result.fingerprint_encoder_independents = static_cast<int>(fin.independent.size());
     const FingerprintBuildOptions& fo = config.fingerprint_options;
     const std::string fp_what = absl::StrCat(
         "move-redteam-v1 fingerprint bundle (encoder: grouped SupCon) | base ", bundle.file_sha256, " | helpers ", absl::StrJoin(helper_keys, ","),
@@ -837,6 +853,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     f["fingerprint_victim_log10_p"] = Num(result.fingerprint_victim_log10_p);
     f["fingerprint_helper_models"] = Num(result.fingerprint_helper_models);
     f["fingerprint_query_pool"] = Bool(config.fingerprint_query_pool);
+    f["fingerprint_encoder_piracy_models"] = Num(result.fingerprint_encoder_piracy);
+    f["fingerprint_encoder_independent_models"] = Num(result.fingerprint_encoder_independents);
     f["fingerprint_build_seconds"] = Num(result.fingerprint_build_seconds);
     f["fingerprints_per_verification"] = Num(static_cast<double>(config.fingerprints));
     google::protobuf::ListValue fr;
@@ -907,7 +925,7 @@ std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) 
       "fingerprint; each line enters with max(paired p, model-level p), p = 1 if unsound or out of range.\n\n",
       fo.uaps, fo.epsilon,
       absl::StrJoin(r.uap_fooling_rates, ", ", [](std::string* o, double x) { absl::StrAppendFormat(o, "%.2f", x); }),
-      fo.points_per_fingerprint, c.fingerprint_piracy, c.fingerprint_independents,
+      fo.points_per_fingerprint, r.fingerprint_encoder_piracy, r.fingerprint_encoder_independents,
       c.fingerprint_query_pool ? "piracy students query the victim with the vendor's query pool, a split it was not trained on; "
                                  "independents on the vendor's data and on the query pool"
                                : "the vendor's data",

@@ -122,9 +122,14 @@ struct HarnessConfig {
   // calibration models stay those of the query-pool design).
   bool fingerprint_both_helper_sets = false;
   int fingerprint_piracy = 8;
+  // Extra piracy helpers (label-query, logit-query, distillation in turn) trained for
+  // fingerprint_long_piracy_epochs instead of the recipe's epochs: the vendor does not know
+  // how long an attacker trains, so the encoder's piracy class spans that effort.
+  int fingerprint_long_piracy = 0;
+  int fingerprint_long_piracy_epochs = 8;
   int fingerprint_independents = 8;
   int fingerprint_held_out = 2;
-  int fingerprint_calibration = 6;
+  int fingerprint_calibration = 12;
   // Fingerprints per verification (2 x points_per_fingerprint queries each) and the
   // sequential test's query cap.
   int64_t fingerprints = 20;
@@ -197,6 +202,7 @@ struct HarnessResult {
   double fingerprint_type1 = 0, fingerprint_type2 = 0, fingerprint_victim_log10_p = 0;
   std::vector<double> uap_fooling_rates;
   int fingerprint_helper_models = 0;
+  int fingerprint_encoder_piracy = 0, fingerprint_encoder_independents = 0;  // models that trained the encoder
   double fingerprint_build_seconds = 0;
 };
 

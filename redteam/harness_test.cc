@@ -87,6 +87,12 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
     EXPECT_EQ(row.fingerprint.queries, c.fingerprints * 2 * c.fingerprint_options.points_per_fingerprint) << row.name;
     EXPECT_LE(row.fingerprint_sequential.queries, c.fingerprint_sequential_max_queries) << row.name;
     EXPECT_TRUE(row.fingerprint.model_level_tested) << row.name;
+    EXPECT_GE(row.fingerprint.clean_agreement, 0.0) << row.name;
+    EXPECT_LE(row.fingerprint.perturbed_agreement, 1.0) << row.name;
+    if (row.name == "victim (source)") {
+      EXPECT_DOUBLE_EQ(row.fingerprint.clean_agreement, 1.0);
+      EXPECT_DOUBLE_EQ(row.fingerprint.perturbed_agreement, 1.0);
+    }
     if (row.fingerprint.examined) {
       EXPECT_EQ(row.fingerprint.flagged, row.fingerprint.paired_flagged && row.fingerprint.model_level_reject) << row.name;
     }

@@ -51,6 +51,8 @@ ABSL_FLAG(bool, fingerprint_both_helper_sets, false,
           "With the query pool, also train the fingerprint encoder on the helpers made from the vendor's own data.");
 ABSL_FLAG(int32_t, strong_attacker_epochs, -1,
           "Extra rows: query students and independent controls trained this many epochs (0 = none; -1 = the config's).");
+ABSL_FLAG(int32_t, fingerprint_long_piracy, -1,
+          "Extra fingerprint piracy helpers trained longer (label/logit/distillation students; -1 = the config's).");
 ABSL_FLAG(bool, fingerprint_query_pool, true,
           "The fingerprint helpers' piracy students query the victim with a third disjoint split (the vendor's query pool) "
           "instead of the victim's own training images.");
@@ -115,6 +117,7 @@ absl::Status Run(const std::string& command) {
   c.fingerprint = absl::GetFlag(FLAGS_fingerprint);
   c.fingerprint_query_pool = absl::GetFlag(FLAGS_fingerprint_query_pool);
   c.fingerprint_both_helper_sets = absl::GetFlag(FLAGS_fingerprint_both_helper_sets);
+  if (absl::GetFlag(FLAGS_fingerprint_long_piracy) >= 0) c.fingerprint_long_piracy = absl::GetFlag(FLAGS_fingerprint_long_piracy);
   if (absl::GetFlag(FLAGS_strong_attacker_epochs) >= 0) c.strong_attacker_epochs = absl::GetFlag(FLAGS_strong_attacker_epochs);
   if (!absl::GetFlag(FLAGS_wider_arch).empty()) c.wider_arch = absl::GetFlag(FLAGS_wider_arch);
   if (!absl::GetFlag(FLAGS_other_arch).empty()) c.other_arch = absl::GetFlag(FLAGS_other_arch);

@@ -179,6 +179,11 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
   EXPECT_EQ(r->m(), 10);
   EXPECT_EQ(r->queries(), 10 * 2 * 10);
   EXPECT_NEAR(r->suspect_mean_score(), 1.0, 1e-3);
+  // The victim answers as it did when the bundle was built, on clean and perturbed points.
+  EXPECT_DOUBLE_EQ(r->fingerprint_clean_agreement(), 1.0);
+  EXPECT_DOUBLE_EQ(r->fingerprint_perturbed_agreement(), 1.0);
+  EXPECT_GT(r->reference_clean_agreement(), 0.0);
+  EXPECT_LT(r->reference_perturbed_agreement(), 1.0);
   EXPECT_GT(r->delta_mu(), 0);
   EXPECT_LT(r->log10_p_value(), -2);
   EXPECT_TRUE(r->model_level_tested());
@@ -201,6 +206,8 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
   auto ir = VerifyFingerprint(*bundle, **ic, o);
   ASSERT_TRUE(ir.ok()) << ir.status();
   EXPECT_LT(ir->suspect_mean_score(), r->suspect_mean_score());
+  EXPECT_LT(ir->fingerprint_perturbed_agreement(), 1.0);
+  EXPECT_GE(ir->fingerprint_perturbed_agreement(), 0.0);
   // Sequential mode stops within the cap and says how many queries it used.
   o.sequential = true;
   o.fingerprints = 0;
