@@ -225,6 +225,9 @@ HarnessConfig QuickConfig() {
   c.fingerprint_independents = 4;
   c.fingerprint_held_out = 1;
   c.fingerprint_calibration = 3;
+  c.fingerprint_long_piracy = 1;
+  c.fingerprint_long_piracy_epochs = 4;
+  c.strong_attacker_epochs = 4;
   c.fingerprints = 10;
   c.fingerprint_sequential_max_queries = 200;
   c.fingerprint_options.uaps = 1;

@@ -125,7 +125,7 @@ struct HarnessConfig {
   // Extra piracy helpers (label-query, logit-query, distillation in turn) trained for
   // fingerprint_long_piracy_epochs instead of the recipe's epochs: the vendor does not know
   // how long an attacker trains, so the encoder's piracy class spans that effort.
-  int fingerprint_long_piracy = 0;
+  int fingerprint_long_piracy = 3;
   int fingerprint_long_piracy_epochs = 8;
   int fingerprint_independents = 8;
   int fingerprint_held_out = 2;

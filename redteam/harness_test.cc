@@ -43,9 +43,10 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   c.show_progress = false;
   absl::StatusOr<HarnessResult> r = RunHarness(c);
   ASSERT_TRUE(r.ok()) << r.status();
-  // source + 7 stealing + 2 leaked-data + 3 multi-stage + 4 adaptive + 4 independent + 3
-  // control rows.
-  ASSERT_EQ(r->rows.size(), 24u);
+  // source + 7 stealing + 3 stronger query students + 2 leaked-data + 3 multi-stage + 4
+  // adaptive + 4 independent + 3 control + 2 longer-trained independent rows.
+  ASSERT_EQ(r->rows.size(), 29u);
+  EXPECT_EQ(r->rows[8].name, "label-query (4 epochs)");
   EXPECT_GT(r->models_trained, 20);
   const HarnessRow& victim = r->rows[0];
   EXPECT_EQ(victim.group, "source");
@@ -75,10 +76,13 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
       EXPECT_EQ(row.whitebox.note, "architecture not covered") << row.name;
     }
   }
-  EXPECT_EQ(independents, 7);
+  EXPECT_EQ(independents, 9);
   // The fingerprint line and the combined verdict, on every row.
   EXPECT_TRUE(r->fingerprint_built);
   EXPECT_GT(r->fingerprint_helper_models, 10);
+  // Piracy helpers: 4 students of the recipe's length + 1 trained longer, on the query pool.
+  EXPECT_EQ(r->fingerprint_encoder_piracy, 5);
+  EXPECT_EQ(r->fingerprint_encoder_independents, 4);
   ASSERT_EQ(r->uap_fooling_rates.size(), 1u);
   EXPECT_GT(r->uap_fooling_rates[0], 0.3);
   EXPECT_LT(r->fingerprint_victim_log10_p, -2.0);
@@ -111,9 +115,11 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   EXPECT_NE(md.find("| independent |"), std::string::npos);
   google::protobuf::Struct json;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(c.out_dir + "/results.json"), &json).ok());
-  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 24);
-  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 7);
-  EXPECT_EQ(json.fields().at("combined_false_positives").struct_value().fields().at("examined").number_value(), 7);
+  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 29);
+  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 9);
+  EXPECT_EQ(json.fields().at("combined_false_positives").struct_value().fields().at("examined").number_value(), 9);
+  EXPECT_TRUE(json.fields().at("fingerprint_query_pool").bool_value());
+  EXPECT_NE(md.find("FP agreement clean / UAP"), std::string::npos);
   EXPECT_NE(md.find("### UAP fingerprint and combined verdict"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.combined.json"));
   EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.fingerprint.transcript.jsonl"));
