@@ -8,7 +8,7 @@
 // suspect's fingerprint is its probability vectors on a few points x (one per k-means cluster
 // of the vendor's held-out images) and on x + UAP; an encoder trained with supervised
 // contrastive learning on fingerprints of the victim and of piracy models (students the vendor
-// made with the red-team attacks on its own data) against independent models maps them so that
+// made with the red-team attacks) against independent models maps them so that
 // the cosine similarity to the victim's fingerprint separates the two. Verification compares
 // the suspect's per-fingerprint similarity with a held-out independent reference's (one-sided
 // paired t-test, or the anytime-valid sequential test) and with the calibration models'
@@ -63,6 +63,15 @@ struct FingerprintBuildInputs {
   // Encoder training: models derived from the victim (students, fine-tuned copies), and
   // independent models (the vendor's recipe on its own clean data, other seeds, subsets,
   // architectures). At least 1 and 2.
+  // Make the students as an attacker would: query the victim with images of the domain it
+  // was NOT trained on (a held-out part of your data, or public data), and vary their
+  // training length. On its own training images the victim answers nearly the true labels,
+  // so students of those look like independent models and the encoder learns the wrong
+  // contrast (README, "Measured: full configuration with fingerprints": every clean-data
+  // query student missed that way). Train one kind of independent model on those same
+  // held-out images with their true labels, so the data alone does not separate the classes.
+  // More held-out independents in `calibration` give the model-level test more power (the
+  // red-team harness uses 12).
   std::vector<FingerprintModel> piracy;
   std::vector<FingerprintModel> independent;
   // Validation only: piracy models the encoder never saw (their miss rate is the bundle's
