@@ -245,8 +245,13 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
     std::string text = Slurp(out);
     EXPECT_NE(text.find("UAP fingerprint verification of file:"), std::string::npos) << text;
     EXPECT_NE(text.find("queries:        200"), std::string::npos) << text;
+    EXPECT_NE(text.find("agreement:      suspect answers as the victim did on 100.0% of the points and 100.0% of the "
+                        "UAP-perturbed points"),
+              std::string::npos)
+        << text;
     const std::string json = Slurp(report);
     EXPECT_NE(json.find("\"mode\": \"fingerprint\""), std::string::npos);
+    EXPECT_NE(json.find("\"fingerprint_perturbed_agreement\": 1"), std::string::npos) << json.substr(0, 2000);
     ASSERT_EQ(run(absl::StrCat("--mode=fingerprint --replay=", report, ".transcript.jsonl --fingerprints=10")), 0);
     EXPECT_NE(Slurp(out).find(absl::StrFormat("(log10 %.2f)", r->log10_p_value())), std::string::npos) << Slurp(out);
     EXPECT_EQ(run(absl::StrCat("--suspect=", victim_path)), 1);
