@@ -506,7 +506,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       // Students trained longer (closer to the victim): the piracy class spans the attacker's effort.
       const std::string stage = piracy_kinds[i % 3];
       const uint64_t seed = f0 + 400 + i;
-      const std::string label = absl::StrCat(stage, " (", config.fingerprint_long_piracy_epochs, " epochs) on the query pool seed ", seed);
+      const std::string label = absl::StrCat(stage, " (", config.fingerprint_long_piracy_epochs, " epochs)",
+                                             query_pool ? " on the query pool" : " on the vendor's data", " seed ", seed);
       MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, helper_attack(stage, student_spec, seed, label, query_pool,
                                                                config.fingerprint_long_piracy_epochs));
       helper_keys.push_back(e.key);
