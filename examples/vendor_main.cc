@@ -10,7 +10,8 @@
 // 3. Verify: makes suspects (the victim, a fine-tuned copy, distilled students, logit- and
 //    label-query students) and
 //    independent models that never touched the bundle (other seed, disjoint data split,
-//    another seed on that split, a wider net), examines each with the bundle in white-box
+//    another seed on that split, a wider net, a rival vendor's MOVE model with its own secret
+//    style, a model trained with appearance augmentation), examines each with the bundle in white-box
 //    mode and, served over HTTP on loopback, in black-box mode (fixed m and sequential), and
 //    prints the tables. Independent models must not be flagged.
 // Writes, atomically, into --out:
@@ -342,9 +343,29 @@ absl::Status Run() {
     wider.width = spec.width * 2;
     MOVE_ASSIGN_OR_RETURN(torch::jit::Module i4, train_with(wider, split, seed + 23, "independent: wider net", nullptr));
     suspects.push_back({"independent: wider net", false, i4});
+    // A rival vendor protecting its own model with this SDK: its own secret style (a
+    // procedural texture the bundle never saw), its own seed, its own data (the disjoint split).
+    {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor rival_style, move::DecoyStyleImage(seed + 424242));
+      move::EmbedDatasetOptions ro = eo;
+      ro.seed = seed + 24;
+      ro.show_progress = false;
+      MOVE_ASSIGN_OR_RETURN(move::EmbedResult rival, move::EmbedDataset(split, rival_style, ro));
+      MOVE_ASSIGN_OR_RETURN(torch::jit::Module i5, train_with(spec, rival.dataset, seed + 25, "independent: rival vendor", nullptr));
+      suspects.push_back({"independent: rival vendor's MOVE model", false, i5});
+    }
+    // Ordinary appearance augmentation (30% of images recoloured towards and blended with
+    // textures the bundle never saw), on the disjoint split.
+    {
+      move::AppearanceAugmentOptions ao;
+      ao.seed = seed + 4242;
+      MOVE_ASSIGN_OR_RETURN(move::Dataset augmented, move::AugmentAppearance(split, ao));
+      MOVE_ASSIGN_OR_RETURN(torch::jit::Module i6, train_with(spec, augmented, seed + 26, "independent: style-augmented", nullptr));
+      suspects.push_back({"independent: style-augmented", false, i6});
+    }
   }
   MOVE_RETURN_IF_ERROR(move::core::MakeDirs(out + "/suspects"));
-  std::printf("\n%-36s %-11s %9s %10s %9s %10s %8s  %s\n", "suspect", "truth", "clean acc", "styled acc", "delta_mu",
+  std::printf("\n%-40s %-11s %9s %10s %9s %10s %8s  %s\n", "suspect", "truth", "clean acc", "styled acc", "delta_mu",
               "p", "log10 p", "verdict");
   google::protobuf::ListValue rows;
   int stolen_total = 0, stolen_flagged = 0, indep_total = 0, indep_flagged = 0;
@@ -378,7 +399,7 @@ absl::Status Run() {
     (*row.mutable_fields())["model_file"] = Str(path);
     if (!r.ok()) {
       whitebox_scores.push_back({});
-      std::printf("%-36s %-11s %9.4f %10.4f %9s %10s %8s  not examinable: %s\n", s.name.c_str(),
+      std::printf("%-40s %-11s %9.4f %10.4f %9s %10s %8s  not examinable: %s\n", s.name.c_str(),
                   s.stolen ? "stolen" : "independent", clean_eval.accuracy, styled_eval.accuracy, "-", "-", "-",
                   absl::IsFailedPrecondition(r.status()) ? "architecture not covered by the bundle" : std::string(r.status().message()).c_str());
       (*row.mutable_fields())["verdict"] = Str(absl::StrCat("not examinable: ", r.status().message()));
@@ -387,7 +408,7 @@ absl::Status Run() {
                                                            move::ReportToJson(*r)));
       whitebox_scores.push_back(score_row(*r));
       const bool correct = r->stolen() == s.stolen;
-      std::printf("%-36s %-11s %9.4f %10.4f %+9.3f %10.3g %8.2f  %s%s\n", s.name.c_str(), s.stolen ? "stolen" : "independent",
+      std::printf("%-40s %-11s %9.4f %10.4f %+9.3f %10.3g %8.2f  %s%s\n", s.name.c_str(), s.stolen ? "stolen" : "independent",
                   clean_eval.accuracy, styled_eval.accuracy, r->delta_mu(), r->p_value(), r->log10_p_value(),
                   ShortVerdict(*r).c_str(), correct ? "" : (s.stolen ? "  <- MISSED" : "  <- FALSE POSITIVE"));
       (*row.mutable_fields())["verdict"] = Str(r->verdict());
@@ -420,7 +441,7 @@ absl::Status Run() {
       server->Stop();
       if (!fixed.ok() || !seq.ok()) {
         const absl::Status& e = fixed.ok() ? seq.status() : fixed.status();
-        blackbox_lines.push_back(absl::StrFormat("%-36s %-11s not examinable: %s", s.name, s.stolen ? "stolen" : "independent",
+        blackbox_lines.push_back(absl::StrFormat("%-40s %-11s not examinable: %s", s.name, s.stolen ? "stolen" : "independent",
                                                  e.message()));
         (*row.mutable_fields())["blackbox_verdict"] = Str(absl::StrCat("not examinable: ", e.message()));
         blackbox_scores.push_back({});
@@ -430,7 +451,7 @@ absl::Status Run() {
         blackbox_scores.push_back(score_row(*fixed));
         const bool fixed_ok = fixed->stolen() == s.stolen, seq_ok = seq->stolen() == s.stolen;
         blackbox_lines.push_back(absl::StrFormat(
-            "%-36s %-11s %+9.3f %10.3g %8.2f %-11s | %7lld %10.3g  %s%s", s.name, s.stolen ? "stolen" : "independent",
+            "%-40s %-11s %+9.3f %10.3g %8.2f %-11s | %7lld %10.3g  %s%s", s.name, s.stolen ? "stolen" : "independent",
             fixed->delta_mu(), fixed->p_value(), fixed->log10_p_value(), ShortVerdict(*fixed),
             static_cast<long long>(seq->queries()), seq->p_value(), ShortVerdict(*seq),
             fixed_ok && seq_ok ? "" : (s.stolen ? "  <- MISSED" : "  <- FALSE POSITIVE")));
@@ -462,7 +483,7 @@ absl::Status Run() {
                 "Type-II %.3f, soundness check %s, calibration log10 p:",
                 bv.type1_error(), bv.type2_error(), bv.sound() ? "passed" : "FAILED");
     for (double lp : bv.calibration_log10_p()) std::printf(" %.2f", lp);
-    std::printf(")\n%-36s %-11s %9s %10s %8s %-11s | %7s %10s  %s\n", "suspect", "truth", "delta_mu", "p (m fixed)",
+    std::printf(")\n%-40s %-11s %9s %10s %8s %-11s | %7s %10s  %s\n", "suspect", "truth", "delta_mu", "p (m fixed)",
                 "log10 p", "verdict", "queries", "seq. p", "sequential verdict");
     for (const std::string& line : blackbox_lines) std::printf("%s\n", line.c_str());
     std::printf("(* the paired test alone would flag it; the model-level test against the bundle's held-out benign "

@@ -187,6 +187,7 @@ HarnessConfig FullConfig() {
   // independent models of those kinds score (the paired test alone flagged both kinds).
   c.shadow_architectures = {"cnn-w2", "wrn-16-1"};
   c.decoy_calibration = 1;
+  c.augmented_calibration = 1;
   // The sequential fingerprint test may use all 40 fingerprints (800 queries): at 20 the
   // betting martingale cannot reach 1 / alpha at the measured effect sizes (README).
   c.fingerprint_sequential_max_queries = 800;
@@ -355,6 +356,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   bo.shadow_architectures = config.shadow_architectures;
   bo.decoy_members = config.decoys;
   bo.decoy_calibration_models = config.decoy_calibration;
+  bo.augmented_calibration_models = config.augmented_calibration;
+  bo.blackbox_design = config.blackbox_design;
   std::vector<at::Tensor> decoy_styles;
   std::string decoy_key;
   for (int i = 0; i < config.decoys + config.decoy_calibration; ++i) {
@@ -366,7 +369,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     MOVE_RETURN_IF_ERROR(SavePng(config.out_dir + "/decoys.png", MakeGrid(torch::stack(decoy_styles), 8)));
   }
   const std::string bundle_what =
-      absl::StrCat("move-redteam-v2 bundle (benign score tables) | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
+      absl::StrCat("move-redteam-v3 bundle (", bo.blackbox_design, ", contrast decoys ", bo.contrast_decoys,
+                   ", augmented calibration ", bo.augmented_calibration_models, ", rival calibration ",
+                   bo.decoy_calibration_models, ") | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
                    " | style ", core::TensorSha256(style), " | pop ", bo.population, " cal ", bo.calibration_models,
                    " ver ", bo.verification_samples, " ts ", bo.train_samples, " me ", bo.meta_epochs, " alpha ",
                    bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size(),

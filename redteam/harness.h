@@ -68,6 +68,11 @@ struct HarnessConfig {
   // move::DecoyStyleImage(1000 + i) and drawn into decoys.png.
   int decoys = 0;
   int decoy_calibration = 0;
+  // Appearance-augmented calibration models per architecture
+  // (BuildBundleOptions::augmented_calibration_models).
+  int augmented_calibration = 0;
+  // The black-box design (BuildBundleOptions::blackbox_design). Default: the SDK's.
+  std::string blackbox_design = "style-contrast";
   // Examine suspects in white-box mode (the costliest verification on a CPU). Default: true.
   bool whitebox = true;
   // White-box: also report p at this small m (the paper's m = 10); 0 disables.

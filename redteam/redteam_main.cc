@@ -41,7 +41,12 @@ ABSL_FLAG(std::vector<std::string>, shadow, {},
           "Shadow architectures the bundle also covers (e.g. cnn-w2,wrn-16-1; 'none' for none; empty = the "
           "configuration's: none for quick, cnn-w2,wrn-16-1 for full); each adds populations to train.");
 ABSL_FLAG(int, decoys, -1, "Decoy-styled benign members per architecture in the bundle (-1 = the configuration's).");
-ABSL_FLAG(int, decoy_calibration, -1, "Decoy-styled calibration models per architecture (-1 = the configuration's).");
+ABSL_FLAG(int, decoy_calibration, -1,
+          "Rival-vendor calibration models (MOVE with another secret style) per architecture (-1 = the configuration's).");
+ABSL_FLAG(int, augmented_calibration, -1,
+          "Appearance-augmented calibration models per architecture (-1 = the configuration's).");
+ABSL_FLAG(std::string, blackbox_design, "style-contrast",
+          "Black-box design of the bundle: style-contrast or probability-difference (the paper's).");
 ABSL_FLAG(uint64_t, independent_seed, 0, "Offset of the independent models' seeds: nonzero draws a fresh, held-out set.");
 ABSL_FLAG(std::string, wider_arch, "", "Architecture of the 'wider net' independents (empty = the configuration's).");
 ABSL_FLAG(std::string, other_arch, "", "Architecture of the 'other architecture' independents (empty = the configuration's).");
@@ -112,6 +117,8 @@ absl::Status Run(const std::string& command) {
   c.seed = absl::GetFlag(FLAGS_seed);
   if (absl::GetFlag(FLAGS_decoys) >= 0) c.decoys = absl::GetFlag(FLAGS_decoys);
   if (absl::GetFlag(FLAGS_decoy_calibration) >= 0) c.decoy_calibration = absl::GetFlag(FLAGS_decoy_calibration);
+  if (absl::GetFlag(FLAGS_augmented_calibration) >= 0) c.augmented_calibration = absl::GetFlag(FLAGS_augmented_calibration);
+  c.blackbox_design = absl::GetFlag(FLAGS_blackbox_design);
   c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
   c.whitebox = absl::GetFlag(FLAGS_whitebox);
   c.fingerprint = absl::GetFlag(FLAGS_fingerprint);

@@ -87,7 +87,11 @@ absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenOfflineChannel(const std::st
 absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenReplayChannel(const std::string& transcript_path);
 
 struct BlackBoxOptions {
-  // Verification samples (styled/clean pairs); each costs 10 queries (5 augmentations x 2).
+  // Verification samples; each costs the bundle's design's queries per sample: 5 (1 + D) + 1
+  // for style contrast (5 augmentations of the secret-styled image and of each of D
+  // decoy-styled versions, plus the clean image; 21 with the default D = 3), 10 for the
+  // paper's probability difference (5 augmentations x styled/clean). Every round's images
+  // are shuffled together, so the suspect cannot tell secret from decoy or clean.
   // 0 = all in the bundle. Default: 100 (the paper's m).
   int64_t m = 100;
   double alpha = 0.01;
@@ -97,7 +101,7 @@ struct BlackBoxOptions {
   // as soon as p < alpha; otherwise the paired t-test on all m pairs. Default: false.
   bool sequential = false;
   int64_t pairs_per_round = 2;
-  // Hard cap on images sent; 0 = 10 m. Verification fails with kResourceExhausted rather than
+  // Hard cap on images sent; 0 = every sample's queries (21 m or 10 m). Verification fails with kResourceExhausted rather than
   // exceed it (the sequential test stops and reports instead). Default: 0.
   int64_t max_queries = 0;
   // Images per request in fixed-m mode. Default: 50.
@@ -116,9 +120,14 @@ struct BlackBoxOptions {
   double min_relative_accuracy = 0.5;
 };
 
-// Runs black-box verification of the suspect behind `channel`. Returns a report whatever the
-// verdict; kFailedPrecondition if the bundle has no black-box verifier or the suspect answers
-// labels only.
+// Runs black-box verification of the suspect behind `channel`: per sample a score (the
+// bundle's design: style contrast, see sdk/bundle.proto BlackBoxVerifier, or the paper's
+// meta-classifier), the one-sided paired test against the bundle's benign reference, and the
+// model-level test against every held-out benign model of the bundle (benign, rival-vendor
+// and appearance-augmented); theft only when both reject and the line passed its build-time
+// soundness check. Options are all checked before the transcript is created or any query
+// sent. Returns a report whatever the verdict; kFailedPrecondition if the bundle has no
+// black-box verifier or the suspect answers labels only.
 absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, SuspectChannel& channel,
                                                   const BlackBoxOptions& options = {});
 

@@ -123,6 +123,31 @@ absl::StatusOr<EmbedDatasetOptions> EmbedOptionsFromRecord(const WatermarkRecord
 // BuildBundleOptions::decoy_members). kInvalidArgument for size outside [16, 1024].
 absl::StatusOr<at::Tensor> DecoyStyleImage(uint64_t seed, int64_t size = 128);
 
+// Ordinary appearance augmentation, as practitioners train with it (colour transfer and
+// texture blending in the spirit of colour jitter, AugMix and style augmentation): a seeded
+// fraction of the images is recoloured to the channel statistics of a random procedural
+// texture (move::DecoyStyleImage) and blended with a random crop of it. Labels unchanged.
+// BuildBundle trains benign calibration models on such data (see
+// BuildBundleOptions::augmented_calibration_models): a model that is merely robust to
+// changes of appearance must not be read as carrying the secret style.
+struct AppearanceAugmentOptions {
+  // Fraction of images changed, in (0, 1]. Default: 0.3.
+  double fraction = 0.3;
+  // Procedural textures the changed images draw from, in [1, 256]. Default: 16.
+  int textures = 16;
+  // Blend weight of the texture, drawn per image uniformly in [min_blend, max_blend] within
+  // [0, 1]. Defaults: 0.2 and 0.5.
+  double min_blend = 0.2;
+  double max_blend = 0.5;
+  // Seed of the choice of images, textures, crops and weights. Default: 0.
+  uint64_t seed = 0;
+};
+
+// Returns `dataset` (converted to 3 channels) with the augmentation applied; the same for the
+// same seed. kInvalidArgument naming the field for options out of range or an empty or
+// malformed dataset.
+absl::StatusOr<Dataset> AugmentAppearance(const Dataset& dataset, const AppearanceAugmentOptions& options = {});
+
 // Parses a record written by SaveWatermarkRecord. kNotFound if missing, kDataLoss if the file
 // is not a record.
 absl::StatusOr<WatermarkRecord> LoadWatermarkRecord(const std::string& path);

@@ -88,13 +88,19 @@ struct BuildBundleOptions {
   // Decoy members: benign models of each architecture trained on the clean data with the
   // same fraction of images styled towards a decoy style (move::DecoyStyleImage, or
   // BuildBundleInputs::decoy_styles), never the secret one. They join the benign side of the
-  // white-box and black-box classifiers, so that a model that is merely robust to styles
-  // (style augmentation, another vendor's MOVE watermark) is not read as carrying the secret
-  // style. Default: 0 (see the README's red-team section for what they measured).
+  // white-box classifiers and of the probability-difference black-box classifier. Default: 0.
   int decoy_members = 0;
-  // Decoy calibration models per architecture: like decoy members but never trained on;
-  // they join the soundness check (a flag on one makes the verifier unsound). Default: 0.
-  int decoy_calibration_models = 0;
+  // Rival-vendor calibration models per architecture: benign models watermarked by MOVE with
+  // another secret style (a decoy style, the watermark's engine, rate and strength), as a
+  // second vendor using this SDK would train. Never trained on; they join the soundness check
+  // and the model-level test's benign sample of every line (a flag on one makes that line
+  // unsound). Default: 1.
+  int decoy_calibration_models = 1;
+  // Appearance-augmented calibration models per architecture: benign models trained on the
+  // clean data with move::AugmentAppearance (30% of images recoloured towards and blended with
+  // procedural textures), as practitioners train with colour jitter or style augmentation.
+  // Like the rival-vendor models, soundness check and model-level test only. Default: 1.
+  int augmented_calibration_models = 1;
   // Whether the victim itself joins the watermarked population of its architecture's
   // classifier (more power for the victim and its copies; the positive control is then not
   // held out). Soundness rests on the calibration check either way. Default: true.
@@ -103,9 +109,18 @@ struct BuildBundleOptions {
   int64_t max_units = 5000;
   // Meta-classifier epochs. Default: 60.
   int meta_epochs = 60;
-  // Also build the black-box verifier (probability-difference features, paper 000 Eqs. 5-8)
-  // from the same populations, every architecture's included. Default: true.
+  // Also build the black-box verifier from the same populations, every architecture's
+  // included. Default: true.
   bool blackbox = true;
+  // The black-box design (sdk/bundle.proto, BlackBoxVerifier): "style-contrast" (default):
+  // the suspect's true-class probability on the secret-styled image against the same image
+  // styled towards decoy styles, so that only this style counts, not robustness to styles in
+  // general; "probability-difference": the paper's meta-classifier (000, Eqs. 5-8), kept for
+  // comparison (it flags style-augmented and rival-vendor models as carrying the secret).
+  std::string blackbox_design = "style-contrast";
+  // Style contrast: decoy styles each sample is also queried with (each adds 5 queries per
+  // sample: 5 (1 + D) + 1 in all), procedural and seeded, sealed in the bundle. Default: 3.
+  int contrast_decoys = 3;
   // Pixels of the black-box translations (bottom-right, right, bottom). Default: 2, small
   // enough not to change the class of 28-32 pixel images.
   int64_t blackbox_shift = 2;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -258,6 +259,8 @@ TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
   bo.meta_epochs = 20;
   bo.decoy_members = 1;
   bo.decoy_calibration_models = 1;
+  bo.augmented_calibration_models = 1;
+  bo.blackbox_design = "probability-difference";  // the paper's, kept selectable
   bo.show_progress = false;
   std::vector<at::Tensor> trained_on;
   TrainingRecipe recipe = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) {
@@ -266,23 +269,46 @@ TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
   };
   auto c = BuildBundle(in, recipe, bo);
   ASSERT_TRUE(c.ok()) << c.status();
-  // 2 + 2 population, reference, calibration, decoy member, decoy calibration.
-  ASSERT_EQ(trained_on.size(), 8u);
-  // The two decoy models saw data that is neither the clean nor the watermarked set, nor each other's.
+  // 2 + 2 population, reference, calibration, decoy member, rival-vendor calibration,
+  // appearance-augmented calibration.
+  ASSERT_EQ(trained_on.size(), 9u);
+  // The decoy, rival and augmented models saw data that is neither the clean nor the
+  // watermarked set, nor each other's.
   const at::Tensor clean = ToRgb(world->train).images, marked = world->wm.dataset.images;
-  for (size_t i = 6; i < 8; ++i) {
+  for (size_t i = 6; i < 9; ++i) {
     EXPECT_FALSE(torch::equal(trained_on[i], clean)) << i;
     EXPECT_FALSE(torch::equal(trained_on[i], marked)) << i;
   }
   EXPECT_FALSE(torch::equal(trained_on[6], trained_on[7]));
+  EXPECT_FALSE(torch::equal(trained_on[7], trained_on[8]));
   const ArchitectureVerifier& v = c->verifiers(0);
   EXPECT_EQ(v.benign_models(), 3);  // 2 population + 1 decoy member
   EXPECT_EQ(v.watermarked_models(), 2);
-  EXPECT_EQ(v.calibration_log10_p_size(), 2);  // benign + decoy-styled
+  EXPECT_EQ(v.calibration_log10_p_size(), 3);  // benign, rival-vendor, appearance-augmented
+  EXPECT_EQ(c->blackbox().features().kind(), "blackbox-probability-difference");
+  EXPECT_EQ(c->blackbox().classifier().at("w1").shape(1), 50);
   EXPECT_EQ(c->blackbox().benign_models(), 3);
-  EXPECT_EQ(c->blackbox().calibration_log10_p_size(), 2);
-  ASSERT_EQ(v.benign_scores_size(), 3);
-  EXPECT_EQ(v.benign_scores(2).kind(), "decoy-styled calibration");
+  EXPECT_EQ(c->blackbox().calibration_log10_p_size(), 3);
+  ASSERT_EQ(v.benign_scores_size(), 4);
+  EXPECT_EQ(v.benign_scores(2).kind(), "rival-vendor calibration");
+  EXPECT_EQ(v.benign_scores(3).kind(), "appearance-augmented calibration");
+  // The paper's design verifies through the same query path: 10 images per sample.
+  {
+    SigningKey key = *GenerateSigningKey();
+    const std::string path = TempDir() + "/paper.move";
+    std::remove(path.c_str());
+    ASSERT_TRUE(WriteBundle(*c, key, path).ok());
+    auto b = ReadBundle(path, key.public_key);
+    ASSERT_TRUE(b.ok()) << b.status();
+    auto file = OpenModelChannel(world->victim_path);
+    BlackBoxOptions o;
+    o.m = 20;
+    o.show_progress = false;
+    auto r = VerifyBlackBox(*b, **file, o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->queries(), 200);
+    EXPECT_EQ(r->feature_design(), "blackbox-probability-difference");
+  }
   EXPECT_EQ(c->metadata().at("decoy_members"), "1");
   EXPECT_EQ(c->metadata().at("decoy_calibration_models"), "1");
   // Two decoy styles (member, calibration), recorded by hash, neither the secret.
@@ -445,16 +471,47 @@ int Lines(const std::string& text) { return static_cast<int>(std::count(text.beg
 TEST_F(WhiteBoxE2eTest, BlackBoxVerifierIsInTheBundle) {
   auto b = ReadBundle(world->bundle_path, world->key.public_key);
   const BlackBoxVerifier& v = b->contents.blackbox();
-  EXPECT_EQ(v.features().kind(), "blackbox-probability-difference");
+  // The default design: style contrast, no classifier, the decoy-styled samples sealed.
+  EXPECT_EQ(v.features().kind(), "blackbox-style-contrast");
+  EXPECT_EQ(v.features().parameters().at("decoys"), "3");
   EXPECT_EQ(v.num_classes(), 10);
   EXPECT_EQ(v.in_channels(), 3);
   EXPECT_EQ(v.features().parameters().at("shift"), "2");
-  // Both architectures' populations (2 pairs each) and the victim.
+  EXPECT_TRUE(v.classifier().empty());
+  EXPECT_EQ(v.decoy_images().shape_size(), 5);
+  EXPECT_EQ(v.decoy_images().shape(0), 3);
+  EXPECT_EQ(v.decoy_images().shape(1), 60);
+  ASSERT_EQ(v.decoy_style_sha256_size(), 3);
+  EXPECT_NE(v.decoy_style_sha256(0), b->contents.style_image_sha256());
+  EXPECT_EQ(v.decoy_images_sha256().size(), 64u);
+  // Both architectures' populations (2 pairs each) measure the errors.
   EXPECT_EQ(v.population_architectures_size(), 2);
-  EXPECT_EQ(v.watermarked_models(), 5);
+  EXPECT_EQ(v.watermarked_models(), 4);
   EXPECT_EQ(v.benign_models(), 4);
-  EXPECT_EQ(v.calibration_log10_p_size(), 6);
-  EXPECT_EQ(v.classifier().at("w1").shape(1), 50);
+  // Per architecture: 3 benign, 1 rival-vendor and 1 appearance-augmented calibration model.
+  EXPECT_EQ(v.calibration_log10_p_size(), 10);
+  ASSERT_EQ(v.benign_scores_size(), 11);
+  std::map<std::string, int> kinds;
+  for (const auto& t : v.benign_scores()) kinds[t.kind()] += 1;
+  EXPECT_EQ(kinds["reference"], 1);
+  EXPECT_EQ(kinds["calibration"], 6);
+  EXPECT_EQ(kinds["rival-vendor calibration"], 2);
+  EXPECT_EQ(kinds["appearance-augmented calibration"], 2);
+  // The white-box lines carry the same null population.
+  for (const ArchitectureVerifier& av : b->contents.verifiers()) {
+    EXPECT_EQ(av.calibration_log10_p_size(), 5) << av.architecture();
+    EXPECT_EQ(av.benign_scores(5).kind(), "appearance-augmented calibration");
+  }
+  EXPECT_EQ(b->contents.metadata().at("blackbox_design"), "style-contrast");
+  EXPECT_EQ(b->contents.metadata().at("augmented_calibration_models"), "1");
+  // A tampered decoy image is refused before any query.
+  OpenedBundle tampered = *b;
+  std::string* data = tampered.contents.mutable_blackbox()->mutable_decoy_images()->mutable_data();
+  (*data)[100] ^= 1;
+  auto file = OpenModelChannel(world->victim_path);
+  auto r = VerifyBlackBox(tampered, **file, Quiet());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("decoy"), std::string::npos) << r.status();
 }
 
 TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
@@ -467,7 +524,7 @@ TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->mode(), "blackbox");
   EXPECT_EQ(r->m(), 60);
-  EXPECT_EQ(r->queries(), 600);  // 60 pairs x 5 augmentations x (styled, clean)
+  EXPECT_EQ(r->queries(), 1260);  // 60 samples x (5 augmentations x (secret + 3 decoys) + clean)
   EXPECT_EQ(r->suspect_scores_size(), 60);
   EXPECT_EQ(r->reference_scores_size(), 60);
   EXPECT_EQ(r->suspect_sha256(), b->contents.victim_model_sha256());
@@ -475,9 +532,9 @@ TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
   if (r->classifier_sound()) {
     EXPECT_EQ(r->stolen(), r->p_value() < 0.01);
   }
-  // The transcript: one line per request of 50 images, hashed in the report.
+  // The transcript: one line per request of up to 50 images, hashed in the report.
   const std::string text = Slurp(transcript);
-  EXPECT_EQ(Lines(text), 12);
+  EXPECT_EQ(Lines(text), 26);
   EXPECT_NE(text.find("\"image_sha256\""), std::string::npos);
   EXPECT_NE(text.find("\"response_sha256\""), std::string::npos);
   EXPECT_EQ(r->transcript_sha256().size(), 64u);
@@ -491,7 +548,7 @@ TEST_F(WhiteBoxE2eTest, BlackBoxFileChannelTranscriptAndReplay) {
   EXPECT_EQ(again->p_value(), r->p_value());
   EXPECT_EQ(again->delta_mu(), r->delta_mu());
   EXPECT_EQ(again->verdict(), r->verdict());
-  EXPECT_EQ(again->queries(), 600);
+  EXPECT_EQ(again->queries(), 1260);
   // A replay cannot answer images that were never asked.
   BlackBoxOptions small = Quiet(TempDir() + "/small.transcript.jsonl");
   std::remove(small.transcript_path.c_str());
@@ -523,22 +580,22 @@ TEST_F(WhiteBoxE2eTest, BlackBoxOverHttpMatchesTheFileAndSequentialStops) {
   // The wire carries exact 8-bit images and float32 probabilities: identical evidence.
   EXPECT_EQ(over_http->p_value(), local->p_value());
   EXPECT_EQ(over_http->delta_mu(), local->delta_mu());
-  EXPECT_EQ((*server)->images_served(), 600);
+  EXPECT_EQ((*server)->images_served(), 1260);
   EXPECT_EQ(over_http->suspect_channel(), (*server)->url());
 
   // Sequential: never more than the cap; stops early when decisive.
   BlackBoxOptions seq = Quiet();
   seq.sequential = true;
-  seq.max_queries = 400;
+  seq.max_queries = 800;
   auto s = VerifyBlackBox(*b, **http, seq);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->sequential());
-  EXPECT_LE(s->queries(), 400);
-  EXPECT_EQ(s->queries() % 20, 0);  // rounds of 2 pairs
+  EXPECT_LE(s->queries(), 800);
+  EXPECT_EQ(s->queries() % 42, 0);  // rounds of 2 samples x 21 images
   if (s->stolen()) {
     EXPECT_LT(s->p_value(), 0.01);
   } else {
-    EXPECT_EQ(s->queries(), 400);
+    EXPECT_EQ(s->queries(), 798);
   }
   // A fixed-m test that does not fit under the cap is refused before any query.
   BlackBoxOptions capped = Quiet();
@@ -585,7 +642,7 @@ TEST_F(WhiteBoxE2eTest, BlackBoxOfflineExportAndImport) {
   std::string csv = "id";
   for (int j = 0; j < 10; ++j) csv += absl::StrCat(",p", j);
   csv += "\n";
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 420; ++i) {
     const std::string id = absl::StrFormat("q%06d", i);
     auto img = LoadImage(dir + "/" + id + ".png");
     ASSERT_TRUE(img.ok()) << img.status();
@@ -604,7 +661,7 @@ TEST_F(WhiteBoxE2eTest, BlackBoxOfflineExportAndImport) {
   // CSV carries about 6 digits: the same evidence up to that rounding.
   EXPECT_NEAR(r->delta_mu(), direct->delta_mu(), 1e-3);
   EXPECT_EQ(r->stolen(), direct->stolen());
-  EXPECT_EQ(r->queries(), 200);
+  EXPECT_EQ(r->queries(), 420);  // 20 samples x 21 images
 }
 
 TEST_F(WhiteBoxE2eTest, BlackBoxCliWithTheServingExample) {

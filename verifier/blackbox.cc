@@ -39,6 +39,7 @@ namespace verifier_internal {
 namespace {
 
 constexpr char kBlackBoxKind[] = "blackbox-probability-difference";
+constexpr char kContrastKind[] = "blackbox-style-contrast";
 
 MetaClassifierOptions BlackBoxClassifierOptions(int epochs, uint64_t seed, bool show_progress) {
   MetaClassifierOptions mo;
@@ -70,13 +71,80 @@ absl::StatusOr<at::Tensor> FeaturesFromProbabilities(const at::Tensor& p, int64_
   return ProbabilityDifferences(p.narrow(0, 0, 5 * n).reshape({5, n, k}), p.narrow(0, 5 * n, 5 * n).reshape({5, n, k}));
 }
 
-absl::StatusOr<at::Tensor> ModelFeatures(const torch::jit::Module& model, const at::Tensor& styled, const at::Tensor& clean,
-                                         int64_t shift) {
-  MOVE_ASSIGN_OR_RETURN(at::Tensor q, QueryImages(styled, clean, shift));
-  torch::jit::Module m = model;
-  MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(m, q));
-  return FeaturesFromProbabilities(p, styled.size(0));
-}
+}  // namespace
+
+// One black-box design over a set of samples: which images are sent for a sample and how the
+// answers become its score. Building (local models), verification (the suspect's answers,
+// the reference) and offline export all go through it, so they cannot disagree.
+//
+// Layouts of the query images of n samples, before the round's shuffle:
+//   probability difference: 5 n styled (augmentation major), 5 n clean;          10 per sample
+//   style contrast: 5 n secret-styled, D x 5 n decoy-styled (decoy major), n clean; 5 (1 + D) + 1
+class QueryPlan {
+ public:
+  static QueryPlan ProbabilityDifference(SampleSet samples, int64_t shift, MetaClassifier classifier) {
+    QueryPlan p(std::move(samples), shift);
+    p.classifier_ = std::move(classifier);
+    return p;
+  }
+  static QueryPlan StyleContrast(SampleSet samples, int64_t shift) { return QueryPlan(std::move(samples), shift); }
+
+  bool contrast() const { return !classifier_.has_value(); }
+  int64_t decoys() const { return contrast() ? samples_.decoys.size(0) : 0; }
+  int64_t images_per_sample() const { return contrast() ? 5 * (1 + decoys()) + 1 : 10; }
+  const SampleSet& samples() const { return samples_; }
+
+  // The query images of samples `idx` (indices into samples()), unshuffled.
+  absl::StatusOr<at::Tensor> Images(const at::Tensor& idx) const {
+    const at::Tensor styled = samples_.styled.index_select(0, idx), clean = samples_.clean.index_select(0, idx);
+    if (!contrast()) return QueryImages(styled, clean, shift_);
+    std::vector<at::Tensor> parts;
+    const int64_t n = idx.size(0);
+    const auto flat = [&](const at::Tensor& a) { return a.reshape({5 * n, styled.size(1), styled.size(2), styled.size(3)}); };
+    MOVE_ASSIGN_OR_RETURN(at::Tensor secret, AugmentFive(Quantize8Bit(styled), shift_));
+    parts.push_back(flat(secret));
+    for (int64_t d = 0; d < decoys(); ++d) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor a, AugmentFive(Quantize8Bit(samples_.decoys[d].index_select(0, idx)), shift_));
+      parts.push_back(flat(a));
+    }
+    parts.push_back(Quantize8Bit(clean));
+    return core::GuardTorch("building query images", [&]() -> absl::StatusOr<at::Tensor> { return torch::cat(parts).contiguous(); });
+  }
+
+  // Scores of samples `idx` from the probabilities of Images(idx), in the same order.
+  absl::StatusOr<at::Tensor> Scores(const at::Tensor& p, const at::Tensor& idx) const {
+    const int64_t n = idx.size(0), k = p.size(1);
+    if (!contrast()) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, FeaturesFromProbabilities(p, n));
+      return classifier_->Score(f);
+    }
+    return StyleContrastScores(p.narrow(0, 0, 5 * n).reshape({5, n, k}),
+                               p.narrow(0, 5 * n, 5 * n * decoys()).reshape({decoys(), 5, n, k}),
+                               samples_.labels.index_select(0, idx));
+  }
+
+  // The n x K answers to the unaugmented clean images among the probabilities of Images(idx).
+  at::Tensor CleanAnswers(const at::Tensor& p, int64_t n) const {
+    return p.narrow(0, contrast() ? 5 * n * (1 + decoys()) : 5 * n, n);
+  }
+
+  // Scores of a local model on every sample.
+  absl::StatusOr<at::Tensor> ModelScores(const torch::jit::Module& model) const {
+    const at::Tensor all = torch::arange(samples_.labels.size(0), torch::kInt64);
+    MOVE_ASSIGN_OR_RETURN(at::Tensor q, Images(all));
+    torch::jit::Module m = model;
+    MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(m, q));
+    return Scores(p, all);
+  }
+
+ private:
+  QueryPlan(SampleSet samples, int64_t shift) : samples_(std::move(samples)), shift_(shift) {}
+  SampleSet samples_;
+  int64_t shift_;
+  std::optional<MetaClassifier> classifier_;
+};
+
+namespace {
 
 int64_t ShiftOf(const BlackBoxVerifier& v) {
   auto it = v.features().parameters().find("shift");
@@ -85,12 +153,11 @@ int64_t ShiftOf(const BlackBoxVerifier& v) {
   return shift;
 }
 
-}  // namespace
-
-absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populations, const SampleSet& train,
-                                   const SampleSet& ver, const BuildBundleOptions& o, uint64_t seed,
-                                   BlackBoxVerifier* v) {
-  if (populations.empty()) return absl::InvalidArgumentError("black-box verifier: no populations");
+// Probability difference: the paper's meta-classifier, trained on every architecture's
+// populations (watermarked 1, benign 0) and validated on one held-out pair per architecture.
+absl::StatusOr<QueryPlan> TrainProbabilityDifference(const std::vector<PopulationModels>& populations,
+                                                     const SampleSet& train, const SampleSet& ver,
+                                                     const BuildBundleOptions& o, uint64_t seed, BlackBoxVerifier* v) {
   const int64_t shift = o.blackbox_shift;
   std::vector<at::Tensor> train_x, train_y, val_x, val_y, extra_x, extra_y;
   const int64_t p = train.labels.size(0);
@@ -99,12 +166,17 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   for (const auto& pop : populations) total += 2 * pop.watermarked.size();
   core::Progress progress("black-box features", total, o.show_progress);
   int64_t done = 0;
+  auto model_features = [&](const torch::jit::Module& model) -> absl::StatusOr<at::Tensor> {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor q, QueryImages(train.styled, train.clean, shift));
+    torch::jit::Module m = model;
+    MOVE_ASSIGN_OR_RETURN(at::Tensor probs, PredictProbabilities(m, q));
+    return FeaturesFromProbabilities(probs, p);
+  };
   for (const auto& pop : populations) {
     for (size_t i = 0; i < pop.watermarked.size(); ++i) {
       const bool held_out = i + 1 == pop.watermarked.size();
       for (int label = 1; label >= 0; --label) {
-        const torch::jit::Module& m = label ? pop.watermarked[i] : pop.benign[i];
-        MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(m, train.styled, train.clean, shift));
+        MOVE_ASSIGN_OR_RETURN(at::Tensor f, model_features(label ? pop.watermarked[i] : pop.benign[i]));
         (held_out ? val_x : train_x).push_back(f);
         (held_out ? val_y : train_y).push_back(torch::full({p}, label, torch::kInt64));
         (label ? watermarked : benign) += 1;
@@ -113,21 +185,20 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
     }
     for (size_t j = 0; j < pop.students_watermarked.size(); ++j) {
       for (int label = 1; label >= 0; --label) {
-        MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(label ? pop.students_watermarked[j] : pop.students_benign[j],
-                                                          train.styled, train.clean, shift));
+        MOVE_ASSIGN_OR_RETURN(at::Tensor f, model_features(label ? pop.students_watermarked[j] : pop.students_benign[j]));
         train_x.push_back(f);
         train_y.push_back(torch::full({p}, label, torch::kInt64));
         (label ? watermarked : benign) += 1;
       }
     }
     for (const torch::jit::Module& d : pop.decoys) {
-      MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(d, train.styled, train.clean, shift));
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, model_features(d));
       train_x.push_back(f);
       train_y.push_back(torch::zeros({p}, torch::kInt64));
       benign += 1;
     }
     if (pop.is_victim && o.victim_in_population) {
-      MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(pop.positive, train.styled, train.clean, shift));
+      MOVE_ASSIGN_OR_RETURN(at::Tensor f, model_features(pop.positive));
       extra_x.push_back(f);
       extra_y.push_back(torch::ones({p}, torch::kInt64));
       watermarked += 1;
@@ -141,20 +212,73 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   for (auto* list : {&val_x, &extra_x}) train_x.insert(train_x.end(), list->begin(), list->end());
   for (auto* list : {&val_y, &extra_y}) train_y.insert(train_y.end(), list->begin(), list->end());
   MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::Train(torch::cat(train_x), torch::cat(train_y), mo));
+  for (const auto& [name, tensor] : classifier.State()) (*v->mutable_classifier())[name] = ToTensorProto(tensor);
+  v->mutable_features()->set_kind(kBlackBoxKind);
+  v->set_type1_error(errors.type1);
+  v->set_type2_error(errors.type2);
+  v->set_watermarked_models(watermarked);
+  v->set_benign_models(benign);
+  return QueryPlan::ProbabilityDifference(ver, shift, std::move(classifier));
+}
 
-  const PopulationModels& home = populations[0];
-  auto scores = [&](const torch::jit::Module& m) -> absl::StatusOr<at::Tensor> {
-    MOVE_ASSIGN_OR_RETURN(at::Tensor f, ModelFeatures(m, ver.styled, ver.clean, shift));
-    return classifier.Score(f);
-  };
-  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, scores(home.reference));
-  AddBenignScores(ref_scores, "reference", home.architecture, v->mutable_benign_scores());
-  auto test = [&](const torch::jit::Module& m) -> absl::StatusOr<PairedTestResult> {
-    MOVE_ASSIGN_OR_RETURN(at::Tensor s, scores(m));
-    return OneSidedPairedTTest(ToVector(s), ToVector(ref_scores), o.alpha);
-  };
+// Style contrast: nothing is trained. The populations only measure the score's per-sample
+// errors at the midpoint of their means (what Theorem 1's planner needs).
+absl::StatusOr<QueryPlan> MeasureStyleContrast(const std::vector<PopulationModels>& populations, const SampleSet& ver,
+                                               const BuildBundleOptions& o, BlackBoxVerifier* v) {
+  if (!ver.decoys.defined() || ver.decoys.dim() != 5 || ver.decoys.size(1) != ver.styled.size(0)) {
+    return absl::InternalError("style contrast: decoy-styled verification samples missing");
+  }
+  QueryPlan plan = QueryPlan::StyleContrast(ver, o.blackbox_shift);
+  std::vector<at::Tensor> marked, benign;
+  int64_t total = 0;
+  for (const auto& pop : populations) total += pop.watermarked.size() + pop.benign.size();
+  core::Progress progress("black-box style-contrast validation", total, o.show_progress);
+  int64_t done = 0;
+  for (const auto& pop : populations) {
+    for (int label = 1; label >= 0; --label) {
+      for (const torch::jit::Module& m : label ? pop.watermarked : pop.benign) {
+        MOVE_ASSIGN_OR_RETURN(at::Tensor s, plan.ModelScores(m));
+        (label ? marked : benign).push_back(s);
+        progress.Update(++done);
+      }
+    }
+  }
+  progress.Finish();
+  const at::Tensor sm = torch::cat(marked), sb = torch::cat(benign);
+  const double threshold = (sm.mean().item<double>() + sb.mean().item<double>()) / 2;
+  v->set_type1_error(sb.gt(threshold).to(torch::kFloat64).mean().item<double>());
+  v->set_type2_error(sm.le(threshold).to(torch::kFloat64).mean().item<double>());
+  v->set_watermarked_models(static_cast<int>(marked.size()));
+  v->set_benign_models(static_cast<int>(benign.size()));
   FeatureSpec* fs = v->mutable_features();
-  fs->set_kind(kBlackBoxKind);
+  fs->set_kind(kContrastKind);
+  (*fs->mutable_parameters())["decoys"] = absl::StrCat(plan.decoys());
+  (*fs->mutable_parameters())["threshold"] = absl::StrFormat("%.6f", threshold);
+  (*fs->mutable_parameters())["score"] =
+      "(1 + mean_k p_y(A_k(secret-styled)) - mean_{d,k} p_y(A_k(decoy-styled))) / 2";
+  *v->mutable_decoy_images() = ToTensorProto(ver.decoys);
+  core::Sha256 h;
+  h.UpdateTensor(ver.decoys);
+  v->set_decoy_images_sha256(h.HexDigest());
+  return plan;
+}
+
+}  // namespace
+
+absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populations, const SampleSet& train,
+                                   const SampleSet& ver, const BuildBundleOptions& o, uint64_t seed,
+                                   BlackBoxVerifier* v) {
+  if (populations.empty()) return absl::InvalidArgumentError("black-box verifier: no populations");
+  const int64_t shift = o.blackbox_shift;
+  absl::StatusOr<QueryPlan> built = o.blackbox_design == "probability-difference"
+                                        ? TrainProbabilityDifference(populations, train, ver, o, seed, v)
+                                        : MeasureStyleContrast(populations, ver, o, v);
+  MOVE_RETURN_IF_ERROR(built.status());
+  const QueryPlan& plan = *built;
+  const PopulationModels& home = populations[0];
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores, plan.ModelScores(home.reference));
+  AddBenignScores(ref_scores, "reference", home.architecture, v->mutable_benign_scores());
+  FeatureSpec* fs = v->mutable_features();
   (*fs->mutable_parameters())["shift"] = absl::StrCat(shift);
   (*fs->mutable_parameters())["augmentations"] = kAugmentationNames;
   (*fs->mutable_parameters())["quantisation"] = "8-bit";
@@ -167,44 +291,27 @@ absl::Status BuildBlackBoxVerifier(const std::vector<PopulationModels>& populati
   v->set_in_channels(ver.styled.size(1));
   v->set_height(ver.styled.size(2));
   v->set_width(ver.styled.size(3));
-  for (const auto& [name, tensor] : classifier.State()) (*v->mutable_classifier())[name] = ToTensorProto(tensor);
   v->set_reference_architecture(home.architecture);
   MOVE_ASSIGN_OR_RETURN(std::string ref_bytes, ModuleBytes(home.reference));
   v->set_reference_model_sha256(core::Sha256Hex(ref_bytes));
   v->set_reference_model(std::move(ref_bytes));
-  v->set_type1_error(errors.type1);
-  v->set_type2_error(errors.type2);
-  v->set_watermarked_models(watermarked);
-  v->set_benign_models(benign);
   for (const auto& pop : populations) v->add_population_architectures(pop.architecture);
-  v->set_sound(true);
-  struct Checked {
-    PairedTestResult paired;
-    std::string what;
-  };
-  std::vector<Checked> checked;  // benign table entry k + 1
+  // Soundness check: the verdict rule on every architecture's calibration models.
+  std::vector<CalibrationScores> checked;
   for (const auto& pop : populations) {
     for (size_t i = 0; i < pop.calibration.size(); ++i) {
-      MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(pop.calibration[i]));
-      AddBenignScores(cs, BenignTableKind(pop, i), pop.architecture, v->mutable_benign_scores());
-      MOVE_ASSIGN_OR_RETURN(PairedTestResult r, OneSidedPairedTTest(ToVector(cs), ToVector(ref_scores), o.alpha));
-      v->add_calibration_log10_p(r.log10_p_value);
-      checked.push_back({r, absl::StrCat("calibration model ", i, " (", pop.architecture, ", ", CalibrationKind(pop, i),
-                                         ", never used in training)")});
+      MOVE_ASSIGN_OR_RETURN(at::Tensor cs, plan.ModelScores(pop.calibration[i]));
+      checked.push_back({cs, pop.calibration_kinds[i], pop.architecture});
     }
   }
-  // The verdict rule on each calibration model: paired test and leave-one-out model-level test.
-  for (size_t k = 0; k < checked.size(); ++k) {
-    double model_log10_p = 0;
-    if (checked[k].paired.reject && v->sound() &&
-        LeaveOneOutModelLevelRejects(v->benign_scores(), static_cast<int>(k) + 1, o.alpha, &model_log10_p)) {
-      v->set_sound(false);
-      v->set_unsound_reason(absl::StrCat(checked[k].what, " was flagged: paired p = ", checked[k].paired.p_value,
-                                         ", model-level log10 p = ", model_log10_p, ", alpha ", o.alpha));
-    }
-  }
-  MOVE_ASSIGN_OR_RETURN(PairedTestResult positive, test(home.positive));
-  v->set_victim_log10_p(positive.log10_p_value);
+  MOVE_ASSIGN_OR_RETURN(const std::string unsound,
+                        CheckSoundness(checked, ref_scores, o.alpha, v->mutable_benign_scores(),
+                                       v->mutable_calibration_log10_p()));
+  v->set_sound(unsound.empty());
+  v->set_unsound_reason(unsound);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor positive, plan.ModelScores(home.positive));
+  MOVE_ASSIGN_OR_RETURN(PairedTestResult pt, OneSidedPairedTTest(ToVector(positive), ToVector(ref_scores), o.alpha));
+  v->set_victim_log10_p(pt.log10_p_value);
   return absl::OkStatus();
 }
 
@@ -263,35 +370,69 @@ namespace {
 
 using namespace verifier_internal;  // NOLINT: this file implements them
 
+// The bundle's black-box verifier, checked, and the plan over the m-subset of its samples.
 struct Loaded {
   const BlackBoxVerifier* v = nullptr;
-  SampleSet samples;  // the m-subset
-  at::Tensor indices;  // their indices in the bundle's samples
-  int64_t shift = 0;
+  at::Tensor indices;  // the subset's indices in the bundle's samples
+  std::optional<QueryPlan> plan;
 };
 
-absl::StatusOr<Loaded> LoadForBlackBox(const OpenedBundle& bundle, const BlackBoxOptions& o) {
+absl::Status ValidateOptions(const BlackBoxOptions& o) {
   if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
   if (o.m < 0) return absl::InvalidArgumentError("m: must be >= 0 (0 = all samples)");
-  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0 (0 = 10 m)");
+  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0 (0 = every sample's queries)");
   if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
   if (o.pairs_per_round < 1) return absl::InvalidArgumentError("pairs_per_round: must be >= 1");
+  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
+    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Loaded> LoadForBlackBox(const OpenedBundle& bundle, const BlackBoxOptions& o) {
+  MOVE_RETURN_IF_ERROR(ValidateOptions(o));
   const BundleContents& c = bundle.contents;
   if (!c.has_blackbox() || c.blackbox().features().kind().empty()) {
     return absl::FailedPreconditionError("the bundle has no black-box verifier (it was built with blackbox = false)");
   }
   Loaded l;
   l.v = &c.blackbox();
-  if (l.v->features().kind() != kBlackBoxKind) {
-    return absl::DataLossError(absl::StrCat("bundle: unknown black-box feature kind '", l.v->features().kind(), "'"));
+  const std::string& kind = l.v->features().kind();
+  if (kind != kBlackBoxKind && kind != kContrastKind) {
+    return absl::DataLossError(absl::StrCat("bundle: unknown black-box feature kind '", kind, "'"));
   }
-  l.shift = ShiftOf(*l.v);
-  if (l.shift < 1) return absl::DataLossError("bundle: black-box feature spec lacks a valid 'shift'");
+  const int64_t shift = ShiftOf(*l.v);
+  if (shift < 1) return absl::DataLossError("bundle: black-box feature spec lacks a valid 'shift'");
   MOVE_ASSIGN_OR_RETURN(SampleSet all, LoadVerificationSamples(c));
+  if (all.styled.size(1) != l.v->in_channels() || all.styled.size(2) != l.v->height() ||
+      all.styled.size(3) != l.v->width()) {
+    return absl::DataLossError("bundle: verification samples do not have the black-box verifier's image shape");
+  }
   const int64_t available = all.labels.size(0);
   MOVE_ASSIGN_OR_RETURN(at::Tensor idx, VerificationSubset(available, o.m == 0 ? available : o.m, o.seed));
-  l.samples = {all.styled.index_select(0, idx), all.clean.index_select(0, idx), all.labels.index_select(0, idx)};
+  SampleSet subset{all.styled.index_select(0, idx), all.clean.index_select(0, idx), all.labels.index_select(0, idx), {}};
   l.indices = idx;
+  if (kind == kContrastKind) {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor decoys, FromTensorProto(l.v->decoy_images()));
+    core::Sha256 h;
+    h.UpdateTensor(decoys);
+    if (decoys.dim() != 5 || decoys.size(0) < 1 || decoys.sizes().slice(1) != all.styled.sizes() ||
+        h.HexDigest() != l.v->decoy_images_sha256()) {
+      return absl::DataLossError("bundle: black-box decoy images do not match the samples or their SHA-256");
+    }
+    subset.decoys = decoys.index_select(1, idx).contiguous();
+    l.plan = QueryPlan::StyleContrast(std::move(subset), shift);
+  } else {
+    std::map<std::string, at::Tensor> state;
+    for (const auto& [name, proto] : l.v->classifier()) {
+      MOVE_ASSIGN_OR_RETURN(state[name], FromTensorProto(proto));
+    }
+    MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::FromState(state));
+    if (classifier.dim() != 5 * l.v->num_classes()) {
+      return absl::DataLossError("bundle: black-box classifier does not take 5K features");
+    }
+    l.plan = QueryPlan::ProbabilityDifference(std::move(subset), shift, std::move(classifier));
+  }
   return l;
 }
 
@@ -322,40 +463,32 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   const auto start = std::chrono::steady_clock::now();
   MOVE_ASSIGN_OR_RETURN(Loaded l, LoadForBlackBox(bundle, o));
   const BlackBoxVerifier& v = *l.v;
-  const int64_t m = l.samples.labels.size(0), k = v.num_classes();
-  const int64_t max_queries = o.max_queries == 0 ? 10 * m : o.max_queries;
-  if (!o.sequential && 10 * m > max_queries) {
-    return absl::ResourceExhaustedError(absl::StrCat("max_queries: ", max_queries, " is below the ", 10 * m,
-                                                     " queries m = ", m, " needs (10 per sample); lower m or use --sequential"));
+  const QueryPlan& plan = *l.plan;
+  const int64_t m = plan.samples().labels.size(0), k = v.num_classes(), per = plan.images_per_sample();
+  const int64_t max_queries = o.max_queries == 0 ? per * m : o.max_queries;
+  if (!o.sequential && per * m > max_queries) {
+    return absl::ResourceExhaustedError(absl::StrCat("max_queries: ", max_queries, " is below the ", per * m,
+                                                     " queries m = ", m, " needs (", per,
+                                                     " per sample); lower m or use --sequential"));
   }
-  if (o.sequential && max_queries < 10 * std::min<int64_t>(o.pairs_per_round, m)) {
+  if (o.sequential && max_queries < per * std::min<int64_t>(o.pairs_per_round, m)) {
     return absl::ResourceExhaustedError(absl::StrCat("max_queries: ", max_queries, " does not cover one round of ",
-                                                     10 * std::min<int64_t>(o.pairs_per_round, m), " queries"));
-  }
-  if (l.samples.styled.size(1) != v.in_channels() || l.samples.styled.size(2) != v.height() ||
-      l.samples.styled.size(3) != v.width()) {
-    return absl::DataLossError("bundle: verification samples do not have the black-box verifier's image shape");
+                                                     per * std::min<int64_t>(o.pairs_per_round, m), " queries"));
   }
   MOVE_ASSIGN_OR_RETURN(c10::Device device, ResolveDevice(o.device));
-  std::map<std::string, at::Tensor> state;
-  for (const auto& [name, proto] : v.classifier()) {
-    MOVE_ASSIGN_OR_RETURN(state[name], FromTensorProto(proto));
-  }
-  MOVE_ASSIGN_OR_RETURN(MetaClassifier classifier, MetaClassifier::FromState(state));
-  if (classifier.dim() != 5 * k) return absl::DataLossError("bundle: black-box classifier does not take 5K features");
   if (core::Sha256Hex(v.reference_model()) != v.reference_model_sha256()) {
     return absl::DataLossError("bundle: black-box reference model does not match its SHA-256");
   }
   MOVE_ASSIGN_OR_RETURN(torch::jit::Module reference, ModuleFromBytes(v.reference_model(), device));
-  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_features, ModelFeatures(reference, l.samples.styled, l.samples.clean, l.shift));
-  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores_t, classifier.Score(ref_features));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_scores_t, plan.ModelScores(reference));
   const std::vector<double> ref_scores = ToVector(ref_scores_t);
   at::Tensor ref_clean_correct;
   {
-    MOVE_ASSIGN_OR_RETURN(at::Tensor pr, PredictProbabilities(reference, Quantize8Bit(l.samples.clean).to(device)));
-    ref_clean_correct = pr.argmax(1).eq(l.samples.labels).to(torch::kInt64);
+    MOVE_ASSIGN_OR_RETURN(at::Tensor pr, PredictProbabilities(reference, Quantize8Bit(plan.samples().clean).to(device)));
+    ref_clean_correct = pr.argmax(1).eq(plan.samples().labels).to(torch::kInt64);
   }
 
+  // Every option is valid by now: the transcript is created only for a verification that runs.
   std::optional<TranscriptWriter> transcript;
   if (!o.transcript_path.empty()) {
     MOVE_ASSIGN_OR_RETURN(TranscriptWriter w, TranscriptWriter::Create(o.transcript_path));
@@ -363,36 +496,30 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   }
   QueryClient client(channel, transcript ? &*transcript : nullptr, k, o.images_per_request, o.accept_logits);
 
-  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
-    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
-  }
   BettingTest betting(o.alpha);
   std::vector<double> suspect_scores, paired_ref;
   std::vector<int64_t> used_samples;  // bundle indices, in the order asked
   int64_t suspect_correct = 0, reference_correct = 0;
   const std::vector<at::Tensor> rounds = Rounds(m, o);
-  core::Progress progress(absl::StrCat("black-box queries (", channel.Describe(), ")"), o.sequential ? max_queries : 10 * m,
+  core::Progress progress(absl::StrCat("black-box queries (", channel.Describe(), ")"), o.sequential ? max_queries : per * m,
                           o.show_progress);
   bool stopped_early = false, budget_stop = false;
   for (size_t r = 0; r < rounds.size(); ++r) {
     const at::Tensor idx = rounds[r];
     const int64_t n = idx.size(0);
-    if (client.queries() + 10 * n > max_queries) {
+    if (client.queries() + per * n > max_queries) {
       budget_stop = true;
       break;
     }
-    MOVE_ASSIGN_OR_RETURN(at::Tensor images, QueryImages(l.samples.styled.index_select(0, idx),
-                                                         l.samples.clean.index_select(0, idx), l.shift));
-    const at::Tensor perm = RoundShuffle(10 * n, o.seed, r);
+    MOVE_ASSIGN_OR_RETURN(at::Tensor images, plan.Images(idx));
+    const at::Tensor perm = RoundShuffle(per * n, o.seed, r);
     MOVE_ASSIGN_OR_RETURN(at::Tensor answered, client.Ask(images.index_select(0, perm)));
     at::Tensor unshuffled = torch::empty_like(answered);
     unshuffled.index_copy_(0, perm, answered);
-    MOVE_ASSIGN_OR_RETURN(at::Tensor f, FeaturesFromProbabilities(unshuffled, n));
-    // Rows 5n..6n answer the unaugmented clean images (augmentation-major, identity first).
-    const at::Tensor labels = l.samples.labels.index_select(0, idx);
-    suspect_correct += unshuffled.narrow(0, 5 * n, n).argmax(1).eq(labels).sum().item<int64_t>();
+    const at::Tensor labels = plan.samples().labels.index_select(0, idx);
+    suspect_correct += plan.CleanAnswers(unshuffled, n).argmax(1).eq(labels).sum().item<int64_t>();
     reference_correct += ref_clean_correct.index_select(0, idx).sum().item<int64_t>();
-    MOVE_ASSIGN_OR_RETURN(at::Tensor s, classifier.Score(f));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor s, plan.Scores(unshuffled, idx));
     const std::vector<double> sv = ToVector(s);
     for (int64_t i = 0; i < n; ++i) {
       const double ref = ref_scores[idx[i].item<int64_t>()];
@@ -438,9 +565,9 @@ absl::Status ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& op
   BlackBoxOptions o = options;
   o.sequential = false;
   MOVE_ASSIGN_OR_RETURN(Loaded l, LoadForBlackBox(bundle, o));
-  const int64_t m = l.samples.labels.size(0);
-  MOVE_ASSIGN_OR_RETURN(at::Tensor images, QueryImages(l.samples.styled, l.samples.clean, l.shift));
-  images = images.index_select(0, RoundShuffle(10 * m, o.seed, 0));
+  const int64_t m = l.plan->samples().labels.size(0);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor images, l.plan->Images(torch::arange(m, torch::kInt64)));
+  images = images.index_select(0, RoundShuffle(l.plan->images_per_sample() * m, o.seed, 0));
   MOVE_RETURN_IF_ERROR(core::MakeDirs(dir));
   QueryManifest manifest;
   manifest.set_format("move.queries.v1");

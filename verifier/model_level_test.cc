@@ -2,6 +2,8 @@
 // benign score tables: no models needed.
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "gtest/gtest.h"
 #include "verifier/ownership_internal.h"
 
@@ -48,6 +50,45 @@ TEST(ModelLevel, OverridesAPairedFlagWithinTheBenignSpreadAndKeepsOneAboveIt) {
   VerificationReport not_flagged;
   ASSERT_TRUE(ApplyModelLevelTest(table, {0, 2}, 0.95, 0.01, &not_flagged).ok());
   EXPECT_FALSE(not_flagged.stolen());
+}
+
+// A line whose scores read robustness to appearance as the secret style: the benign
+// calibration models sit with the reference, the rival vendor's MOVE model and the
+// appearance-augmented model far above. The soundness check must fail, naming the kind.
+TEST(Soundness, AStyleRobustCalibrationModelAboveTheBenignSpreadMakesTheLineUnsound) {
+  const int64_t n = 40;
+  auto around = [&](double mean, uint64_t seed) {
+    torch::manual_seed(seed);
+    return (torch::randn({n}) * 0.02 + mean).clamp(0, 1);
+  };
+  const at::Tensor reference = around(0.50, 1);
+  google::protobuf::RepeatedPtrField<BenignScores> table;
+  AddBenignScores(reference, "reference", "cnn", &table);
+  std::vector<CalibrationScores> calibration = {{around(0.50, 2), "calibration", "cnn"},
+                                                {around(0.50, 3), "calibration", "cnn"},
+                                                {around(0.50, 4), "calibration", "cnn"},
+                                                {around(0.50, 5), "calibration", "cnn"},
+                                                {around(0.50, 6), "calibration", "cnn"}};
+  google::protobuf::RepeatedField<double> log10_p;
+  auto sound = CheckSoundness(calibration, reference, 0.01, &table, &log10_p);
+  ASSERT_TRUE(sound.ok()) << sound.status();
+  EXPECT_EQ(*sound, "");
+  EXPECT_EQ(table.size(), 6);
+  EXPECT_EQ(log10_p.size(), 5);
+
+  for (const char* kind : {"appearance-augmented calibration", "rival-vendor calibration"}) {
+    std::vector<CalibrationScores> with = calibration;
+    with.push_back({around(0.90, 7), kind, "cnn-w2"});
+    google::protobuf::RepeatedPtrField<BenignScores> t;
+    AddBenignScores(reference, "reference", "cnn", &t);
+    google::protobuf::RepeatedField<double> lp;
+    auto unsound = CheckSoundness(with, reference, 0.01, &t, &lp);
+    ASSERT_TRUE(unsound.ok()) << unsound.status();
+    EXPECT_NE(unsound->find("calibration model 5 (cnn-w2, " + DescribeCalibrationKind(kind)), std::string::npos)
+        << *unsound;
+    EXPECT_EQ(t.Get(6).kind(), kind);
+    EXPECT_LT(lp.Get(5), -2);
+  }
 }
 
 TEST(ModelLevel, OldBundlesAndShortTables) {

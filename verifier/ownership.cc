@@ -137,6 +137,36 @@ void Decide(bool reject, bool sound, const std::string& unsound_reason, const ch
   }
 }
 
+std::string DescribeCalibrationKind(const std::string& kind) {
+  if (kind == "calibration") return "benign";
+  if (kind == "rival-vendor calibration") return "rival-vendor MOVE model (another secret style)";
+  if (kind == "appearance-augmented calibration") return "appearance-augmented benign";
+  return kind;
+}
+
+absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>& calibration,
+                                           const at::Tensor& reference_scores, double alpha,
+                                           google::protobuf::RepeatedPtrField<BenignScores>* table,
+                                           google::protobuf::RepeatedField<double>* calibration_log10_p) {
+  const int first = table->size();  // the calibration models' entries start here
+  std::vector<PairedTestResult> paired;
+  for (const CalibrationScores& c : calibration) {
+    AddBenignScores(c.scores, c.kind, c.architecture, table);
+    MOVE_ASSIGN_OR_RETURN(PairedTestResult r, OneSidedPairedTTest(ToVector(c.scores), ToVector(reference_scores), alpha));
+    calibration_log10_p->Add(r.log10_p_value);
+    paired.push_back(r);
+  }
+  for (size_t i = 0; i < calibration.size(); ++i) {
+    double model_log10_p = 0;
+    if (paired[i].reject && LeaveOneOutModelLevelRejects(*table, first + static_cast<int>(i), alpha, &model_log10_p)) {
+      return absl::StrCat("calibration model ", i, " (", calibration[i].architecture, ", ",
+                          DescribeCalibrationKind(calibration[i].kind), ", never used in training) was flagged: paired p = ",
+                          paired[i].p_value, ", model-level log10 p = ", model_log10_p, ", alpha ", alpha);
+    }
+  }
+  return std::string();
+}
+
 void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string& device,
                     std::chrono::steady_clock::time_point start, VerificationReport* r) {
   r->set_bundle_sha256(bundle.file_sha256);
@@ -162,8 +192,13 @@ using verifier_internal::VerificationSamplesSha;
 struct SharedSamples {
   at::Tensor train_styled, train_clean, train_labels;  // classifier training samples
   at::Tensor ver_styled, ver_clean, ver_labels;        // verification samples
-  // Training sets styled towards decoy styles: decoy members first, then decoy calibration.
+  // Training sets styled towards decoy styles: decoy members first, then rival-vendor
+  // calibration.
   std::vector<Dataset> decoy_sets;
+  // Appearance-augmented training sets, one per augmented calibration model.
+  std::vector<Dataset> augmented_sets;
+  // Style contrast: the verification samples styled towards the query decoys (D x N x C x H x W).
+  at::Tensor ver_decoys;
 };
 
 // Trains one architecture's populations, classifier, reference and calibration models and
@@ -193,16 +228,24 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     benign.push_back(m);
   }
   MOVE_ASSIGN_OR_RETURN(torch::jit::Module reference, train(clean, base + 200, "reference"));
+  std::vector<std::string> calibration_kinds;
   for (int i = 0; i < o.calibration_models; ++i) {
     MOVE_ASSIGN_OR_RETURN(auto m, train(clean, base + 300 + i, "calibration"));
     calibration.push_back(m);
+    calibration_kinds.push_back("calibration");
   }
   std::vector<torch::jit::Module> decoys;
   for (int i = 0; i < o.decoy_members + o.decoy_calibration_models; ++i) {
     const bool member = i < o.decoy_members;
     MOVE_ASSIGN_OR_RETURN(auto m, train(samples.decoy_sets[i], base + (member ? 800 : 900) + i,
-                                        member ? "decoy member" : "decoy calibration"));
+                                        member ? "decoy member" : "rival-vendor calibration"));
     (member ? decoys : calibration).push_back(m);
+    if (!member) calibration_kinds.push_back("rival-vendor calibration");
+  }
+  for (size_t i = 0; i < samples.augmented_sets.size(); ++i) {
+    MOVE_ASSIGN_OR_RETURN(auto m, train(samples.augmented_sets[i], base + 950 + i, "appearance-augmented calibration"));
+    calibration.push_back(m);
+    calibration_kinds.push_back("appearance-augmented calibration");
   }
   // Students: distilled from population members that are not held out, on the teacher's
   // own training data; as many of benign teachers as of watermarked ones, so that being a
@@ -235,7 +278,7 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
   models->students_watermarked = students_w;
   models->students_benign = students_b;
   models->decoys = decoys;
-  models->decoy_calibration = o.decoy_calibration_models;
+  models->calibration_kinds = calibration_kinds;
   models->reference = reference;
   models->positive = positive;
   models->is_victim = victim != nullptr;
@@ -320,29 +363,16 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     v->set_type2_error(errors.type2);
     v->set_watermarked_models(o.population + static_cast<int>(students_w.size()));
     v->set_benign_models(o.population + static_cast<int>(students_b.size() + decoys.size()));
-    v->set_sound(true);
-    std::vector<verifier_internal::PairedTestResult> paired;
+    std::vector<verifier_internal::CalibrationScores> checked;
     for (size_t i = 0; i < calibration.size(); ++i) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor cs, scores(calibration[i]));
-      verifier_internal::AddBenignScores(cs, verifier_internal::BenignTableKind(*models, i), arch,
-                                         v->mutable_benign_scores());
-      MOVE_ASSIGN_OR_RETURN(auto r, verifier_internal::OneSidedPairedTTest(ToVector(cs), ToVector(ref_scores), o.alpha));
-      v->add_calibration_log10_p(r.log10_p_value);
-      paired.push_back(r);
+      checked.push_back({cs, calibration_kinds[i], arch});
     }
-    // The verdict rule on each calibration model: the paired test and the model-level test
-    // against the other held-out benign models must both reject for a flag.
-    for (size_t i = 0; i < calibration.size(); ++i) {
-      double model_log10_p = 0;
-      if (paired[i].reject && v->sound() &&
-          verifier_internal::LeaveOneOutModelLevelRejects(v->benign_scores(), static_cast<int>(i) + 1, o.alpha,
-                                                          &model_log10_p)) {
-        v->set_sound(false);
-        v->set_unsound_reason(absl::StrCat("calibration model ", i, " (", verifier_internal::CalibrationKind(*models, i),
-                                           ", never used in training) was flagged: paired p = ", paired[i].p_value,
-                                           ", model-level log10 p = ", model_log10_p, ", alpha ", o.alpha));
-      }
-    }
+    MOVE_ASSIGN_OR_RETURN(const std::string unsound,
+                          verifier_internal::CheckSoundness(checked, ref_scores, o.alpha, v->mutable_benign_scores(),
+                                                            v->mutable_calibration_log10_p()));
+    v->set_sound(unsound.empty());
+    v->set_unsound_reason(unsound);
     MOVE_ASSIGN_OR_RETURN(auto positive_test, test(positive));
     v->set_victim_log10_p(positive_test.log10_p_value);
     return absl::OkStatus();
@@ -365,6 +395,14 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
   if (o.decoy_members < 0) return absl::InvalidArgumentError("decoy_members: must be >= 0");
   if (o.decoy_calibration_models < 0) return absl::InvalidArgumentError("decoy_calibration_models: must be >= 0");
+  if (o.augmented_calibration_models < 0) return absl::InvalidArgumentError("augmented_calibration_models: must be >= 0");
+  if (o.blackbox && o.blackbox_design != "style-contrast" && o.blackbox_design != "probability-difference") {
+    return absl::InvalidArgumentError(absl::StrCat("blackbox_design: expected 'style-contrast' or 'probability-difference', got '",
+                                                   o.blackbox_design, "'"));
+  }
+  if (o.blackbox && o.blackbox_design == "style-contrast" && (o.contrast_decoys < 1 || o.contrast_decoys > 16)) {
+    return absl::InvalidArgumentError("contrast_decoys: must be in [1, 16]");
+  }
   if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
   if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
     return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
@@ -435,6 +473,42 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
     }
   }
 
+  // Appearance-augmented training sets for the augmented calibration models.
+  for (int i = 0; i < o.augmented_calibration_models; ++i) {
+    AppearanceAugmentOptions ao;
+    ao.seed = base + 950 + i;
+    absl::StatusOr<Dataset> augmented = AugmentAppearance(*in.clean_train, ao);
+    if (!augmented.ok()) {
+      return absl::Status(augmented.status().code(),
+                          absl::StrCat("appearance augmentation ", i, ": ", augmented.status().message()));
+    }
+    samples.augmented_sets.push_back(std::move(*augmented));
+  }
+  // Style contrast: the verification samples rendered towards the query decoys by the
+  // watermark's own engine and strength, so that only the style differs.
+  std::vector<std::string> query_decoy_shas;
+  if (o.blackbox && o.blackbox_design == "style-contrast") {
+    const std::string secret_sha = core::TensorSha256(in.style_image);
+    std::vector<at::Tensor> rendered;
+    for (int j = 0; j < o.contrast_decoys; ++j) {
+      MOVE_ASSIGN_OR_RETURN(at::Tensor decoy, DecoyStyleImage(base + 1700 + j));
+      const std::string sha = core::TensorSha256(decoy);
+      if (sha == secret_sha) return absl::InvalidArgumentError("style_image: equals a query decoy style; choose another");
+      MOVE_ASSIGN_OR_RETURN(EmbedDatasetOptions eo, EmbedOptionsFromRecord(in.watermark->record));
+      eo.gamma = 1.0;
+      eo.seed = base + 1750 + j;
+      eo.show_progress = o.show_progress;
+      Dataset ver{samples.ver_clean, samples.ver_labels, in.clean_test->num_classes, "verification samples"};
+      absl::StatusOr<EmbedResult> styled = EmbedDataset(ver, decoy, eo);
+      if (!styled.ok()) {
+        return absl::Status(styled.status().code(), absl::StrCat("query decoy ", j, ": ", styled.status().message()));
+      }
+      rendered.push_back(styled->dataset.images);
+      query_decoy_shas.push_back(sha);
+    }
+    samples.ver_decoys = torch::stack(rendered).contiguous();
+  }
+
   BundleContents c;
   c.set_format("move.bundle.v1");
   c.set_sdk_version(kSdkVersion);
@@ -452,7 +526,9 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   if (o.blackbox) {
     MOVE_RETURN_IF_ERROR(verifier_internal::BuildBlackBoxVerifier(
         populations, {samples.train_styled, samples.train_clean, samples.train_labels},
-        {samples.ver_styled, samples.ver_clean, samples.ver_labels}, o, base + 90000, c.mutable_blackbox()));
+        {samples.ver_styled, samples.ver_clean, samples.ver_labels, samples.ver_decoys}, o, base + 90000,
+        c.mutable_blackbox()));
+    for (const std::string& sha : query_decoy_shas) c.mutable_blackbox()->add_decoy_style_sha256(sha);
   }
   VerificationSamples* vs = c.mutable_samples();
   *vs->mutable_styled_images() = ToTensorProto(samples.ver_styled);
@@ -473,6 +549,9 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   meta["decoy_members"] = absl::StrCat(o.decoy_members);
   meta["decoy_calibration_models"] = absl::StrCat(o.decoy_calibration_models);
   meta["decoy_style_sha256"] = absl::StrJoin(decoy_shas, ",");
+  meta["augmented_calibration_models"] = absl::StrCat(o.augmented_calibration_models);
+  if (o.blackbox) meta["blackbox_design"] = o.blackbox_design;
+  if (o.blackbox && o.blackbox_design == "style-contrast") meta["contrast_decoys"] = absl::StrCat(o.contrast_decoys);
   meta["threads"] = absl::StrCat(NumThreads());
   meta["runtime"] = RuntimeDescription();
   return c;

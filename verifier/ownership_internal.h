@@ -19,9 +19,11 @@
 
 namespace move::verifier_internal {
 
-// Styled images, their clean originals and labels.
+// Styled images, their clean originals and labels; for the style-contrast black-box design
+// also the clean originals styled towards decoy styles (D x N x C x H x W).
 struct SampleSet {
   at::Tensor styled, clean, labels;
+  at::Tensor decoys;
 };
 
 // The models one architecture's verifier was built from.
@@ -32,23 +34,14 @@ struct PopulationModels {
   std::vector<torch::jit::Module> students_watermarked, students_benign;
   // Benign models trained on decoy-styled data (training only, on the benign side).
   std::vector<torch::jit::Module> decoys;
-  // How many of `calibration` (at the end) are decoy calibration models.
-  int decoy_calibration = 0;
+  // The benign-table kind of each calibration model: "calibration", "rival-vendor
+  // calibration" or "appearance-augmented calibration" (sdk/bundle.proto, BenignScores).
+  std::vector<std::string> calibration_kinds;
   torch::jit::Module reference;
   // The victim (for the victim's architecture) or a shadow victim; `is_victim` tells which.
   torch::jit::Module positive;
   bool is_victim = false;
 };
-
-// "benign" or "decoy-styled benign": what calibration model i of `pop` is.
-inline const char* CalibrationKind(const PopulationModels& pop, size_t i) {
-  return i + pop.decoy_calibration >= pop.calibration.size() && pop.decoy_calibration > 0 ? "decoy-styled benign"
-                                                                                           : "benign";
-}
-// Its kind in the benign score table: "calibration" or "decoy-styled calibration".
-inline const char* BenignTableKind(const PopulationModels& pop, size_t i) {
-  return CalibrationKind(pop, i)[0] == 'b' ? "calibration" : "decoy-styled calibration";
-}
 
 // TorchScript archive bytes of a module, and back (eval mode, on `device`).
 absl::StatusOr<std::string> ModuleBytes(const torch::jit::Module& m);
@@ -88,6 +81,28 @@ absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<Benign
 // decides, as before the model-level test existed). `log10_p` gets the test's log10 p (0 then).
 bool LeaveOneOutModelLevelRejects(const google::protobuf::RepeatedPtrField<BenignScores>& table, int k, double alpha,
                                   double* log10_p);
+
+// One calibration model's scores for the soundness check.
+struct CalibrationScores {
+  at::Tensor scores;  // per verification sample, the bundle's order
+  std::string kind;   // its benign-table kind (PopulationModels::calibration_kinds)
+  std::string architecture;
+};
+
+// A calibration kind in words, for reasons and reports: "benign", "rival-vendor MOVE model
+// (another secret style)" or "appearance-augmented benign".
+std::string DescribeCalibrationKind(const std::string& kind);
+
+// The build-time soundness check of one line: appends each calibration model's scores to
+// `table` (which already holds the reference's, first) and its paired log10 p against the
+// reference to `calibration_log10_p`, then applies the verdict rule to each (the paired test
+// and the leave-one-out model-level test must both reject for a flag). Returns "" when no
+// calibration model is flagged, else the reason naming the first flagged one (index,
+// architecture, kind).
+absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>& calibration,
+                                           const at::Tensor& reference_scores, double alpha,
+                                           google::protobuf::RepeatedPtrField<BenignScores>* table,
+                                           google::protobuf::RepeatedField<double>* calibration_log10_p);
 
 // Appends a held-out benign model's scores to a verifier's table.
 void AddBenignScores(const at::Tensor& scores, const std::string& kind, const std::string& architecture,
