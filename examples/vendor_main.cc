@@ -83,6 +83,12 @@ ABSL_FLAG(int, students, 0,
           "Students per side distilled from watermarked and benign population members (classifier training only).");
 ABSL_FLAG(int, calibration, 4,
           "Benign calibration models for the bundle's soundness check and the model-level test's benign sample.");
+ABSL_FLAG(int, rival_calibration, 1,
+          "Rival-vendor calibration models (benign, MOVE with another secret style) in the bundle's soundness check.");
+ABSL_FLAG(int, augmented_calibration, 1,
+          "Appearance-augmented benign calibration models in the bundle's soundness check.");
+ABSL_FLAG(std::string, blackbox_design, "style-contrast",
+          "Black-box design: style-contrast (secret style against decoy styles) or probability-difference (the paper's).");
 ABSL_FLAG(int, verification_samples, 200, "Styled held-out test images stored in the bundle.");
 ABSL_FLAG(double, alpha, 0.01, "Significance level.");
 ABSL_FLAG(std::vector<std::string>, shadow, {},
@@ -246,6 +252,9 @@ absl::Status Run() {
   move::BuildBundleOptions bo;
   bo.population = absl::GetFlag(FLAGS_population);
   bo.calibration_models = absl::GetFlag(FLAGS_calibration);
+  bo.decoy_calibration_models = absl::GetFlag(FLAGS_rival_calibration);
+  bo.augmented_calibration_models = absl::GetFlag(FLAGS_augmented_calibration);
+  bo.blackbox_design = absl::GetFlag(FLAGS_blackbox_design);
   bo.verification_samples = absl::GetFlag(FLAGS_verification_samples);
   bo.alpha = absl::GetFlag(FLAGS_alpha);
   bo.seed = seed;

@@ -30,15 +30,22 @@ import json, sys, torch
 out = sys.argv[1]
 r = json.load(open(out + "/report.json"))
 rows = {row["suspect"]: row for row in r["suspects"]}
-assert len(rows) == 10, rows.keys()
+assert len(rows) == 12, rows.keys()
+# The independents a default bundle must clear: a rival vendor's MOVE model and a model
+# trained with appearance augmentation, examined both ways.
+for name in ("independent: rival vendor's MOVE model", "independent: style-augmented"):
+    assert name in rows, rows.keys()
+    assert not rows[name]["verdict"].startswith("stolen"), rows[name]
+    assert not rows[name]["blackbox_verdict"].startswith("stolen"), rows[name]
 assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
 for row in rows.values():
     assert "blackbox_p_value" in row and "sequential_queries" in row, row
-    assert row["blackbox_queries"] == 400, row  # m = 40 samples x 10
-    assert row["sequential_queries"] <= 400, row
+    assert row["blackbox_queries"] == 840, row  # m = 40 samples x (5 x (secret + 3 decoys) + clean)
+    assert row["sequential_queries"] <= 840, row
 bb = json.load(open(out + "/suspects/victim.blackbox.report.json"))
 assert bb["mode"] == "blackbox" and bb["transcript_sha256"], bb
+assert bb["feature_design"] == "blackbox-style-contrast", bb["feature_design"]
 assert r["styled_images"] == 60, r["styled_images"]
 m = torch.jit.load(out + "/victim.pt")
 m.eval()
@@ -68,4 +75,5 @@ expect_error "model" --arch=resnet50 --train_size=100 --fit_steps=1
 expect_error "device" --device=tpu
 expect_error "train-images-idx3-ubyte.gz" --data_dir=/no/such/dir
 expect_error "engine" --engine=magic --train_size=100
+expect_error "blackbox_design" --blackbox_design=magic --train_size=100 --fit_steps=1 --epochs=1 --suspects=false
 echo "PASS"
