@@ -149,6 +149,14 @@ absl::Status Run() {
   MOVE_RETURN_IF_ERROR(move::core::MakeDirs(out));
   // Flags are checked before any work starts.
   if (absl::GetFlag(FLAGS_epochs) < 1) return absl::InvalidArgumentError("--epochs: must be >= 1");
+  if (absl::GetFlag(FLAGS_blackbox_design) != "style-contrast" &&
+      absl::GetFlag(FLAGS_blackbox_design) != "probability-difference") {
+    return absl::InvalidArgumentError(absl::StrCat("--blackbox_design: expected style-contrast or probability-difference, got '",
+                                                   absl::GetFlag(FLAGS_blackbox_design), "'"));
+  }
+  if (absl::GetFlag(FLAGS_rival_calibration) < 0 || absl::GetFlag(FLAGS_augmented_calibration) < 0) {
+    return absl::InvalidArgumentError("--rival_calibration, --augmented_calibration: must be >= 0");
+  }
   MOVE_ASSIGN_OR_RETURN(move::ModelSpec spec, move::ParseModelSpec(absl::GetFlag(FLAGS_arch)));
   std::printf("MOVE SDK %s vendor example | %s\n", move::kSdkVersion, move::RuntimeDescription().c_str());
 

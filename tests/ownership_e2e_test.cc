@@ -123,17 +123,18 @@ TEST_F(WhiteBoxE2eTest, BundleHoldsWhatVerificationNeeds) {
   const BundleContents& c = b->contents;
   ASSERT_EQ(c.verifiers_size(), 2);
   EXPECT_EQ(c.verifiers(1).architecture(), "cnn-w2");
-  EXPECT_EQ(c.verifiers(1).calibration_log10_p_size(), 3);
+  EXPECT_EQ(c.verifiers(1).calibration_log10_p_size(), 5);  // 3 benign, rival vendor, augmented
   const ArchitectureVerifier& v = c.verifiers(0);
   EXPECT_EQ(v.architecture(), "cnn");
   EXPECT_EQ(v.features().kind(), "whitebox-sign-gradient-relative");
-  EXPECT_EQ(v.calibration_log10_p_size(), 3);
+  EXPECT_EQ(v.calibration_log10_p_size(), 5);
   EXPECT_EQ(v.benign_models(), 2);
   // Benign score tables for the model-level test: the reference, then the calibration models,
   // one score per verification sample.
-  ASSERT_EQ(v.benign_scores_size(), 4);
+  ASSERT_EQ(v.benign_scores_size(), 6);
   EXPECT_EQ(v.benign_scores(0).kind(), "reference");
   EXPECT_EQ(v.benign_scores(3).kind(), "calibration");
+  EXPECT_EQ(v.benign_scores(4).kind(), "rival-vendor calibration");
   for (const auto& b : v.benign_scores()) EXPECT_EQ(b.scores_size(), 60);
   ASSERT_EQ(c.blackbox().benign_scores_size(), 7);  // reference + 3 calibration per architecture
   EXPECT_EQ(c.blackbox().benign_scores(6).architecture(), "cnn-w2");
@@ -169,9 +170,9 @@ TEST_F(WhiteBoxE2eTest, VerifiesTheVictimWithAFullReport) {
   } else {
     EXPECT_EQ(r->stolen(), r->p_value() < 0.01 && r->model_level_reject());
   }
-  // The model-level test ran on the 4 held-out benign models' mean scores over the same samples.
+  // The model-level test ran on the 6 held-out benign models' mean scores over the same samples.
   EXPECT_TRUE(r->model_level_tested());
-  ASSERT_EQ(r->benign_mean_scores_size(), 4);
+  ASSERT_EQ(r->benign_mean_scores_size(), 6);
   double ref_mean = 0;
   for (double x : r->reference_scores()) ref_mean += x / r->reference_scores_size();
   EXPECT_NEAR(r->benign_mean_scores(0), ref_mean, 1e-5);  // the stored table is the reference's
@@ -688,7 +689,7 @@ TEST_F(WhiteBoxE2eTest, BlackBoxCliWithTheServingExample) {
   std::system(absl::StrCat("kill $(cat ", pid_file, ")").c_str());
   ASSERT_EQ(rc, 0) << err;
   EXPECT_NE(out.find("MOVE black-box verification of http://"), std::string::npos) << out;
-  EXPECT_NE(out.find("queries:        200"), std::string::npos) << out;
+  EXPECT_NE(out.find("queries:        420"), std::string::npos) << out;
   const std::string json = Slurp(report);
   for (const char* key : {"\"queries\"", "\"transcript_sha256\"", "\"suspect_channel\"", "\"log10_p_value\""}) {
     EXPECT_NE(json.find(key), std::string::npos) << key;

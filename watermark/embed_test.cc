@@ -274,5 +274,42 @@ TEST_F(EmbedTest, DecoyStylesAreDeterministicDistinctAndUsableAsStyles) {
   EXPECT_EQ(DecoyStyleImage(0, 8).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(EmbedTest, AppearanceAugmentationChangesTheChosenFractionAndKeepsLabels) {
+  AppearanceAugmentOptions o;
+  o.seed = 7;
+  auto a = AugmentAppearance(*data_, o), a2 = AugmentAppearance(*data_, o);
+  ASSERT_TRUE(a.ok() && a2.ok()) << a.status();
+  EXPECT_TRUE(torch::equal(a->images, a2->images));  // same seed, same data
+  EXPECT_TRUE(torch::equal(a->labels, data_->labels));
+  EXPECT_EQ(a->images.size(1), 3);
+  EXPECT_NE(a->name.find("appearance-augmented"), std::string::npos);
+  const Dataset rgb = ToRgb(*data_);
+  const at::Tensor changed = (a->images - rgb.images).abs().amax({1, 2, 3}).gt(1e-6);
+  EXPECT_EQ(changed.sum().item<int64_t>(), 90);  // 30% of 300
+  EXPECT_GE(a->images.min().item<double>(), 0.0);
+  EXPECT_LE(a->images.max().item<double>(), 1.0);
+  // Colour, not only brightness: the changed grey images are grey no more.
+  const at::Tensor picked = changed.nonzero().squeeze(1);
+  const at::Tensor x = a->images.index_select(0, picked);
+  EXPECT_GT((x.select(1, 0) - x.select(1, 1)).abs().mean().item<double>(), 0.02);
+  o.seed = 8;
+  auto b = AugmentAppearance(*data_, o);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(torch::equal(a->images, b->images));
+  AppearanceAugmentOptions bad;
+  bad.fraction = 0;
+  EXPECT_EQ(AugmentAppearance(*data_, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = {};
+  bad.min_blend = 0.6;
+  bad.max_blend = 0.5;
+  auto r = AugmentAppearance(*data_, bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("min_blend"), std::string::npos) << r.status();
+  bad = {};
+  bad.textures = 0;
+  EXPECT_EQ(AugmentAppearance(*data_, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(AugmentAppearance(Dataset{}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace move
