@@ -136,8 +136,8 @@ TEST_F(WhiteBoxE2eTest, BundleHoldsWhatVerificationNeeds) {
   EXPECT_EQ(v.benign_scores(3).kind(), "calibration");
   EXPECT_EQ(v.benign_scores(4).kind(), "rival-vendor calibration");
   for (const auto& b : v.benign_scores()) EXPECT_EQ(b.scores_size(), 60);
-  ASSERT_EQ(c.blackbox().benign_scores_size(), 7);  // reference + 3 calibration per architecture
-  EXPECT_EQ(c.blackbox().benign_scores(6).architecture(), "cnn-w2");
+  ASSERT_EQ(c.blackbox().benign_scores_size(), 11);  // reference + 5 calibration per architecture
+  EXPECT_EQ(c.blackbox().benign_scores(10).architecture(), "cnn-w2");
   EXPECT_EQ(v.watermarked_models(), 2);
   EXPECT_FALSE(v.reference_model().empty());
   EXPECT_EQ(c.samples().labels().shape(0), 60);
@@ -176,7 +176,7 @@ TEST_F(WhiteBoxE2eTest, VerifiesTheVictimWithAFullReport) {
   double ref_mean = 0;
   for (double x : r->reference_scores()) ref_mean += x / r->reference_scores_size();
   EXPECT_NEAR(r->benign_mean_scores(0), ref_mean, 1e-5);  // the stored table is the reference's
-  EXPECT_EQ(r->model_level_benign_models(), 4);
+  EXPECT_EQ(r->model_level_benign_models(), 6);
   o.m = 20;
   auto sub = VerifyWhiteBox(*b, world->victim_path, o);
   ASSERT_TRUE(sub.ok());
