@@ -212,8 +212,8 @@ HarnessConfig QuickConfig() {
   c.verification_samples = 60;
   c.train_samples = 100;
   c.meta_epochs = 30;
-  c.blackbox_m = 30;
-  c.sequential_max_queries = 200;
+  // All 60 samples: style contrast needs them at this scale (victim p 0.014 at m = 30).
+  c.blackbox_m = 60;
   c.independents = 4;
   c.benign_rates = {0.5};
   c.attack.zero_shot_rounds = 20;
@@ -743,7 +743,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
         BlackBoxOptions sq = bb;
         sq.sequential = true;
         sq.m = config.verification_samples;
-        sq.max_queries = config.sequential_max_queries;
+        sq.max_queries = config.sequential_max_queries > 0 ? config.sequential_max_queries : fixed.queries();
         sq.transcript_path = file + ".sequential.transcript.jsonl";
         std::remove(sq.transcript_path.c_str());
         MOVE_ASSIGN_OR_RETURN(VerificationReport seq, VerifyBlackBox(bundle, *channel, sq));
@@ -920,6 +920,12 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
 
 namespace {
 
+// Queries per black-box sample of the configuration's bundle design.
+int64_t BlackBoxQueriesPerSample(const HarnessConfig& c) {
+  return c.blackbox_design == "probability-difference" ? 10 : 5 * (1 + BuildBundleOptions{}.contrast_decoys) + 1;
+}
+
+
 // The fingerprint and combined-verdict section of results.md (issue 6).
 std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) {
   std::string md = "### UAP fingerprint and combined verdict\n\n";
@@ -1000,9 +1006,14 @@ std::string ResultsMarkdown(const HarnessConfig& c, const HarnessResult& r) {
                             : absl::StrCat(" per architecture (", c.arch, ", shadows ", absl::StrJoin(c.shadow_architectures, ", "), ")"),
                         c.decoys > 0 ? absl::StrCat(" + ", c.decoys, " decoy-styled benign (decoys.png)") : std::string(),
                         c.calibration,
-                        c.decoy_calibration > 0 ? absl::StrCat(" + ", c.decoy_calibration, " decoy-styled") : std::string(),
+                        absl::StrCat(c.decoy_calibration > 0 ? absl::StrCat(" + ", c.decoy_calibration, " rival-vendor") : "",
+                                     c.augmented_calibration > 0
+                                         ? absl::StrCat(" + ", c.augmented_calibration, " appearance-augmented")
+                                         : ""),
                         c.verification_samples, c.verification_samples, c.whitebox_small_m,
-                        c.blackbox_m, 10 * c.blackbox_m, c.sequential_max_queries, c.alpha, c.seed,
+                        c.blackbox_m, BlackBoxQueriesPerSample(c) * c.blackbox_m,
+                        c.sequential_max_queries > 0 ? c.sequential_max_queries : BlackBoxQueriesPerSample(c) * c.blackbox_m,
+                        c.alpha, c.seed,
                         c.independent_seed != 0 ? absl::StrCat("Independent seeds offset by ", c.independent_seed,
                                                                " (a held-out set). ")
                                                 : std::string(),

@@ -77,10 +77,11 @@ struct HarnessConfig {
   bool whitebox = true;
   // White-box: also report p at this small m (the paper's m = 10); 0 disables.
   int64_t whitebox_small_m = 10;
-  // Black-box: fixed m (10 queries per sample), and the sequential test with its query cap.
+  // Black-box: fixed m (the bundle design's queries per sample each: 21 for style contrast,
+  // 10 for the paper's), and the sequential test with its query cap (0 = the fixed test's).
   int64_t blackbox_m = 100;
   bool sequential = true;
-  int64_t sequential_max_queries = 1000;
+  int64_t sequential_max_queries = 0;
   double alpha = 0.01;
   uint64_t seed = 0;
   // Independent models (never used by the bundle), spread over four kinds: owner's data with

@@ -128,12 +128,15 @@ class QueryPlan {
     return p.narrow(0, contrast() ? 5 * n * (1 + decoys()) : 5 * n, n);
   }
 
-  // Scores of a local model on every sample.
+  // Scores of a local model on every sample. The query images of all samples are built once
+  // per plan (building scores every population and calibration model with them).
   absl::StatusOr<at::Tensor> ModelScores(const torch::jit::Module& model) const {
     const at::Tensor all = torch::arange(samples_.labels.size(0), torch::kInt64);
-    MOVE_ASSIGN_OR_RETURN(at::Tensor q, Images(all));
+    if (!all_images_.defined()) {
+      MOVE_ASSIGN_OR_RETURN(all_images_, Images(all));
+    }
     torch::jit::Module m = model;
-    MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(m, q));
+    MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(m, all_images_));
     return Scores(p, all);
   }
 
@@ -142,6 +145,7 @@ class QueryPlan {
   SampleSet samples_;
   int64_t shift_;
   std::optional<MetaClassifier> classifier_;
+  mutable at::Tensor all_images_;  // Images(all samples), on first use
 };
 
 namespace {
@@ -166,8 +170,8 @@ absl::StatusOr<QueryPlan> TrainProbabilityDifference(const std::vector<Populatio
   for (const auto& pop : populations) total += 2 * pop.watermarked.size();
   core::Progress progress("black-box features", total, o.show_progress);
   int64_t done = 0;
+  MOVE_ASSIGN_OR_RETURN(const at::Tensor q, QueryImages(train.styled, train.clean, shift));
   auto model_features = [&](const torch::jit::Module& model) -> absl::StatusOr<at::Tensor> {
-    MOVE_ASSIGN_OR_RETURN(at::Tensor q, QueryImages(train.styled, train.clean, shift));
     torch::jit::Module m = model;
     MOVE_ASSIGN_OR_RETURN(at::Tensor probs, PredictProbabilities(m, q));
     return FeaturesFromProbabilities(probs, p);

@@ -490,15 +490,15 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   if (o.blackbox && o.blackbox_design == "style-contrast") {
     const std::string secret_sha = core::TensorSha256(in.style_image);
     std::vector<at::Tensor> rendered;
+    MOVE_ASSIGN_OR_RETURN(EmbedDatasetOptions eo, EmbedOptionsFromRecord(in.watermark->record));
+    eo.gamma = 1.0;
+    eo.show_progress = o.show_progress;
+    const Dataset ver{samples.ver_clean, samples.ver_labels, in.clean_test->num_classes, "verification samples"};
     for (int j = 0; j < o.contrast_decoys; ++j) {
       MOVE_ASSIGN_OR_RETURN(at::Tensor decoy, DecoyStyleImage(base + 1700 + j));
       const std::string sha = core::TensorSha256(decoy);
       if (sha == secret_sha) return absl::InvalidArgumentError("style_image: equals a query decoy style; choose another");
-      MOVE_ASSIGN_OR_RETURN(EmbedDatasetOptions eo, EmbedOptionsFromRecord(in.watermark->record));
-      eo.gamma = 1.0;
       eo.seed = base + 1750 + j;
-      eo.show_progress = o.show_progress;
-      Dataset ver{samples.ver_clean, samples.ver_labels, in.clean_test->num_classes, "verification samples"};
       absl::StatusOr<EmbedResult> styled = EmbedDataset(ver, decoy, eo);
       if (!styled.ok()) {
         return absl::Status(styled.status().code(), absl::StrCat("query decoy ", j, ": ", styled.status().message()));
