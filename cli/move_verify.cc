@@ -52,7 +52,7 @@ ABSL_FLAG(std::string, mode, "whitebox",
           "fingerprint line alone; needs its predictions).");
 ABSL_FLAG(int64_t, m, 0,
           "Verification samples to use; 0 = the mode's default (white-box: all in the bundle; black-box: 100, "
-          "10 queries each).");
+          "21 queries each with a style-contrast bundle, 10 with the paper's design).");
 ABSL_FLAG(std::string, endpoint, "", "Black-box: the suspect's prediction URL (sdk/prediction_protocol.proto).");
 ABSL_FLAG(std::string, export_queries, "", "Black-box, offline step 1: write the query images and manifest to this folder.");
 ABSL_FLAG(std::string, queries, "", "Black-box, offline step 2: the folder --export_queries wrote.");
@@ -62,7 +62,7 @@ ABSL_FLAG(std::string, transcript, "",
           "Black-box: transcript of every query and answer (default: <report>.transcript.jsonl, else "
           "move_transcript.jsonl); must not exist.");
 ABSL_FLAG(bool, sequential, false, "Black-box: stop as soon as the evidence is decisive (anytime-valid betting test).");
-ABSL_FLAG(int64_t, max_queries, 0, "Black-box: hard cap on images sent; 0 = 10 m.");
+ABSL_FLAG(int64_t, max_queries, 0, "Black-box: hard cap on images sent; 0 = every sample's queries.");
 ABSL_FLAG(bool, accept_logits, false, "Black-box: apply softmax to answers that are not probability vectors.");
 ABSL_FLAG(double, min_relative_accuracy, 0.5,
           "Range check: a suspect whose clean accuracy on the verification images is below this fraction of the "
@@ -233,10 +233,10 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   o.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
   o.device = absl::GetFlag(FLAGS_device);
   if (!exported.empty()) {
-    MOVE_RETURN_IF_ERROR(move::ExportQueries(bundle, o, exported));
+    MOVE_ASSIGN_OR_RETURN(const int64_t written, move::ExportQueries(bundle, o, exported));
     std::printf("wrote %lld query images and manifest.json to %s: have the suspect answer them (CSV id,p0,p1,... or "
                 "JSON), then run --queries=%s --answers=FILE with the same --m and --seed\n",
-                static_cast<long long>(10 * o.m), exported.c_str(), exported.c_str());
+                static_cast<long long>(written), exported.c_str(), exported.c_str());
     return absl::OkStatus();
   }
   std::unique_ptr<move::SuspectChannel> channel;

@@ -98,7 +98,7 @@ ABSL_FLAG(std::string, key, "", "Signing key file (default OUT/vendor.key; made 
 ABSL_FLAG(bool, suspects, true, "Make and verify the suspects and independent models.");
 ABSL_FLAG(bool, blackbox, true,
           "Also verify every suspect in black-box mode, each served over HTTP on loopback (fixed m and sequential).");
-ABSL_FLAG(int64_t, blackbox_m, 100, "Black-box verification samples (10 queries each; the paper's m = 100).");
+ABSL_FLAG(int64_t, blackbox_m, 100, "Black-box verification samples (21 queries each with style contrast; the paper's m = 100).");
 ABSL_FLAG(int, batch_size, 128, "Training batch size.");
 ABSL_FLAG(double, learning_rate, 0.05, "Peak SGD learning rate (cosine schedule).");
 ABSL_FLAG(int, styled_test_size, 1000, "Test images styled to measure the external feature.");

@@ -133,8 +133,9 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
 
 // Offline channel, step 1: writes the query images of a fixed-m verification (options.m,
 // options.seed) as PNG files to `dir`, with manifest.json. Their answers finish the test
-// through OpenOfflineChannel and VerifyBlackBox with the same m and seed.
-absl::Status ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& options, const std::string& dir);
+// through OpenOfflineChannel and VerifyBlackBox with the same m and seed. Returns the number
+// of images written (m times the bundle design's queries per sample).
+absl::StatusOr<int64_t> ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& options, const std::string& dir);
 
 }  // namespace move
 

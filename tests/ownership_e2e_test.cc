@@ -321,6 +321,67 @@ TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
   if (!v.sound()) EXPECT_NE(v.unsound_reason().find("benign"), std::string::npos);
 }
 
+// A constructed failure of the default soundness check: where the recipe is asked for the
+// appearance-augmented calibration model (the dataset it is given says which), it trains on
+// the training set with every image in the secret style instead. A null model that carries
+// the secret style must make the lines that see it unsound, name its kind, and never let them
+// claim theft.
+TEST_F(WhiteBoxE2eTest, ACalibrationModelCarryingTheSecretMakesTheDefaultBundleUnsound) {
+  BuildBundleInputs in = WorldInputs();
+  in.style_image = *LoadImage("testdata/style_leopard.png");
+  BuildBundleOptions bo;  // default null population: benign, rival vendor, appearance-augmented
+  bo.population = 2;
+  bo.calibration_models = 3;
+  bo.train_samples = 60;
+  bo.verification_samples = 60;
+  bo.meta_epochs = 20;
+  bo.show_progress = false;
+  EmbedDatasetOptions all_styled;
+  all_styled.gamma = 1.0;
+  all_styled.texture.fit_steps = 30;
+  all_styled.show_progress = false;
+  auto secret_set = EmbedDataset(world->train, in.style_image, all_styled);
+  ASSERT_TRUE(secret_set.ok()) << secret_set.status();
+  int augmented_requests = 0;
+  TrainingRecipe recipe = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) -> absl::StatusOr<torch::jit::Module> {
+    if (d.name.find("appearance-augmented") != std::string::npos) {
+      ++augmented_requests;
+      return Recipe(arch, secret_set->dataset, seed);
+    }
+    return Recipe(arch, d, seed);
+  };
+  auto c = BuildBundle(in, recipe, bo);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(augmented_requests, 1);
+  // The style-contrast line reads that model as carrying the secret style: unsound, named.
+  EXPECT_FALSE(c->blackbox().sound());
+  EXPECT_NE(c->blackbox().unsound_reason().find("appearance-augmented benign"), std::string::npos)
+      << c->blackbox().unsound_reason();
+  // The white-box line's gradient features may or may not see it at this scale; when they do,
+  // the reason names it too.
+  if (!c->verifiers(0).sound()) {
+    EXPECT_NE(c->verifiers(0).unsound_reason().find("appearance-augmented benign"), std::string::npos)
+        << c->verifiers(0).unsound_reason();
+  }
+  SigningKey key = *GenerateSigningKey();
+  const std::string path = TempDir() + "/unsound_null.move";
+  std::remove(path.c_str());
+  ASSERT_TRUE(WriteBundle(*c, key, path).ok());
+  auto b = ReadBundle(path, key.public_key);
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto file = OpenModelChannel(world->victim_path);
+  BlackBoxOptions o;
+  o.m = 20;
+  o.show_progress = false;
+  auto bb = VerifyBlackBox(*b, **file, o);
+  ASSERT_TRUE(bb.ok()) << bb.status();
+  EXPECT_FALSE(bb->stolen());
+  EXPECT_EQ(bb->verdict().rfind("inconclusive", 0), 0u) << bb->verdict();
+  auto wb = VerifyWhiteBox(*b, world->victim_path, {});
+  ASSERT_TRUE(wb.ok()) << wb.status();
+  if (!c->verifiers(0).sound()) EXPECT_EQ(wb->verdict().rfind("inconclusive", 0), 0u) << wb->verdict();
+}
+
 TEST_F(WhiteBoxE2eTest, DecoyStylesAreCheckedBeforeAnyTraining) {
   BuildBundleInputs in = WorldInputs();
   in.style_image = *LoadImage("testdata/style_leopard.png");

@@ -565,7 +565,8 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
   return rep;
 }
 
-absl::Status ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& options, const std::string& dir) {
+absl::StatusOr<int64_t> ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& options,
+                                      const std::string& dir) {
   BlackBoxOptions o = options;
   o.sequential = false;
   MOVE_ASSIGN_OR_RETURN(Loaded l, LoadForBlackBox(bundle, o));
@@ -586,7 +587,8 @@ absl::Status ExportQueries(const OpenedBundle& bundle, const BlackBoxOptions& op
     q->set_image_sha256(core::TensorSha256(images[i].contiguous()));
     MOVE_RETURN_IF_ERROR(SavePng(absl::StrCat(dir, "/", q->file()), images[i]));
   }
-  return core::WriteFileAtomically(dir + "/manifest.json", core::ProtoToJson(manifest));
+  MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(dir + "/manifest.json", core::ProtoToJson(manifest)));
+  return images.size(0);
 }
 
 }  // namespace move
