@@ -239,6 +239,25 @@ BuildBundleInputs WorldInputs() {
   return in;
 }
 
+// Signs `contents` with a fresh key into TempDir()/name and reads the bundle back.
+absl::StatusOr<OpenedBundle> SignedRoundTrip(const BundleContents& contents, const std::string& name) {
+  SigningKey key = *GenerateSigningKey();
+  const std::string path = TempDir() + "/" + name;
+  std::remove(path.c_str());
+  if (absl::Status s = WriteBundle(contents, key, path); !s.ok()) return s;
+  return ReadBundle(path, key.public_key);
+}
+
+// The victim examined black-box on 20 of a bundle's samples.
+absl::StatusOr<VerificationReport> VictimOnTwentySamples(const OpenedBundle& b) {
+  auto file = OpenModelChannel(world->victim_path);
+  if (!file.ok()) return file.status();
+  BlackBoxOptions o;
+  o.m = 20;
+  o.show_progress = false;
+  return VerifyBlackBox(b, **file, o);
+}
+
 TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
   BuildBundleInputs in = WorldInputs();
   BuildBundleOptions bo;
@@ -295,17 +314,9 @@ TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
   EXPECT_EQ(v.benign_scores(3).kind(), "appearance-augmented calibration");
   // The paper's design verifies through the same query path: 10 images per sample.
   {
-    SigningKey key = *GenerateSigningKey();
-    const std::string path = TempDir() + "/paper.move";
-    std::remove(path.c_str());
-    ASSERT_TRUE(WriteBundle(*c, key, path).ok());
-    auto b = ReadBundle(path, key.public_key);
+    auto b = SignedRoundTrip(*c, "paper.move");
     ASSERT_TRUE(b.ok()) << b.status();
-    auto file = OpenModelChannel(world->victim_path);
-    BlackBoxOptions o;
-    o.m = 20;
-    o.show_progress = false;
-    auto r = VerifyBlackBox(*b, **file, o);
+    auto r = VictimOnTwentySamples(*b);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->queries(), 200);
     EXPECT_EQ(r->feature_design(), "blackbox-probability-difference");
@@ -363,17 +374,9 @@ TEST_F(WhiteBoxE2eTest, ACalibrationModelCarryingTheSecretMakesTheDefaultBundleU
     EXPECT_NE(c->verifiers(0).unsound_reason().find("appearance-augmented benign"), std::string::npos)
         << c->verifiers(0).unsound_reason();
   }
-  SigningKey key = *GenerateSigningKey();
-  const std::string path = TempDir() + "/unsound_null.move";
-  std::remove(path.c_str());
-  ASSERT_TRUE(WriteBundle(*c, key, path).ok());
-  auto b = ReadBundle(path, key.public_key);
+  auto b = SignedRoundTrip(*c, "unsound_null.move");
   ASSERT_TRUE(b.ok()) << b.status();
-  auto file = OpenModelChannel(world->victim_path);
-  BlackBoxOptions o;
-  o.m = 20;
-  o.show_progress = false;
-  auto bb = VerifyBlackBox(*b, **file, o);
+  auto bb = VictimOnTwentySamples(*b);
   ASSERT_TRUE(bb.ok()) << bb.status();
   EXPECT_FALSE(bb->stolen());
   EXPECT_EQ(bb->verdict().rfind("inconclusive", 0), 0u) << bb->verdict();
