@@ -7,7 +7,7 @@ OUT="${TEST_TMPDIR:-/tmp}/vendor_e2e"
 rm -rf "$OUT"
 
 QUICK=(--train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --population=2 --calibration=1
-       --verification_samples=40 --threads=2)
+       --verification_samples=40 --blackbox_m=20 --threads=2)
 "$BIN" "${QUICK[@]}" --out="$OUT" > "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "FAIL: vendor run failed"; exit 1; }
 for f in victim.pt victim.move vendor.key vendor.key.pub watermark_record.json contact_sheet.png report.json \
          scores_whitebox.png scores_blackbox.png \
@@ -41,8 +41,8 @@ assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
 for row in rows.values():
     assert "blackbox_p_value" in row and "sequential_queries" in row, row
-    assert row["blackbox_queries"] == 840, row  # m = 40 samples x (5 x (secret + 3 decoys) + clean)
-    assert row["sequential_queries"] <= 840, row
+    assert row["blackbox_queries"] == 420, row  # m = 20 samples x (5 x (secret + 3 decoys) + clean)
+    assert row["sequential_queries"] <= 420, row
 bb = json.load(open(out + "/suspects/victim.blackbox.report.json"))
 assert bb["mode"] == "blackbox" and bb["transcript_sha256"], bb
 assert bb["feature_design"] == "blackbox-style-contrast", bb["feature_design"]
@@ -52,7 +52,7 @@ m.eval()
 assert m(torch.rand(2, 3, 28, 28)).shape == (2, 10)
 PY
 # Same seed, same record (the transformed images and output hashes).
-"$BIN" "${QUICK[@]}" --suspects=false --out="$OUT/again" > /dev/null 2>&1
+"$BIN" "${QUICK[@]}" --suspects=false --blackbox=false --out="$OUT/again" > /dev/null 2>&1
 for key in output_sha256 transformed_sha256 engine_weights_sha256; do
   a=$(grep "\"$key\"" "$OUT/watermark_record.json"); b=$(grep "\"$key\"" "$OUT/again/watermark_record.json")
   [ "$a" = "$b" ] || { echo "FAIL: $key differs between identical runs"; exit 1; }
