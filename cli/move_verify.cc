@@ -330,7 +330,8 @@ absl::Status Run() {
               r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
   std::printf("  bundle sha256:  %s (signer %s..., %s)\n", r.bundle_sha256().c_str(), r.signer_fingerprint().substr(0, 16).c_str(),
               r.signer_pinned() ? "trusted key" : "not pinned");
-  std::printf("  suspect sha256: %s\n", r.suspect_sha256().c_str());
+  std::printf("  suspect sha256: %s (%s, weights read without running its code)\n", r.suspect_sha256().c_str(),
+              r.suspect_format().c_str());
   if (options.reference_compatible) {
     std::printf("  reference-compatible (40 draws of m = 10, Welch, harmonic mean; NOT the decision): p %.3g, delta_mu %+.4f\n",
                 r.reference_compatible_harmonic_p(), r.reference_compatible_delta_mu());

@@ -56,10 +56,51 @@ class SuspectChannel {
   virtual std::string ModelSha256() const { return ""; }
 };
 
-// A local TorchScript model (any architecture): softmax of its outputs. `device` as in
-// VerifyOptions.
+// A local TorchScript model (any architecture), run in this process: softmax of its outputs.
+// `device` as in VerifyOptions. Loading and running it executes the file's code with this
+// process's rights: only for models you trust (your own); a suspect's goes through
+// OpenSandboxedModelChannel or OpenWeightsChannel.
 absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenModelChannel(const std::string& path,
                                                                  const std::string& device = "cpu");
+
+// Limits of the sandbox a suspect's code runs in (OpenSandboxedModelChannel).
+struct SandboxOptions {
+  // The worker program (move_suspect_worker, installed beside move_verify). Empty: the
+  // MOVE_SUSPECT_WORKER environment variable, else move_suspect_worker beside the running
+  // program. Default: empty.
+  std::string worker_path;
+  // Address space (RLIMIT_AS) and CPU time (RLIMIT_CPU, the whole examination) of the child.
+  // Defaults: 8 GiB, 1800 s.
+  int64_t memory_bytes = int64_t{8} << 30;
+  int64_t cpu_seconds = 1800;
+  // Wall-clock limits: for loading the model, and for each request. Defaults: 120 s, 120 s.
+  int load_timeout_ms = 120000;
+  int request_timeout_ms = 120000;
+  // LibTorch threads in the child. Default: 1.
+  int threads = 1;
+  // Largest model file, and largest answer the child may announce. Defaults: 4 GiB, 64 MiB.
+  int64_t max_model_bytes = int64_t{4} << 30;
+  int64_t max_answer_bytes = int64_t{64} << 20;
+};
+
+// A local TorchScript model (any architecture) whose code runs in a sandboxed child process:
+// the child caps its memory, CPU time and file sizes, then installs a seccomp filter (no
+// file or network access, no new processes, no exec) before it is handed the model's bytes
+// over a socket; it never sees the file's path. Runs on the CPU. Whatever the suspect's code
+// does (crash, endless loop, unbounded allocation, exceptions, malformed answers), the
+// examiner survives: the child is killed and the call returns kAborted with a message
+// beginning "examination failed:" (and every later Predict returns the same). kNotFound /
+// kResourceExhausted for the file; kFailedPrecondition if the worker is not installed.
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenSandboxedModelChannel(const std::string& path,
+                                                                          const SandboxOptions& options = {});
+
+// A local model file examined through its weights alone (ReadModelWeights, sdk/model.h): they
+// are loaded into the SDK's own graph of the bundle architecture they fit and answer as the
+// model would, without compiling or running any of the file's code. Describe() is
+// "weights:<architecture>:<path>". kFailedPrecondition if they fit none of the bundle's
+// architectures (a suspect of another architecture needs OpenModelChannel's code execution).
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenWeightsChannel(const OpenedBundle& bundle, const std::string& path,
+                                                                   const std::string& device = "cpu");
 
 struct HttpChannelOptions {
   // Per-request limits. Defaults: 5 s to connect, 60 s to read.

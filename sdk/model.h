@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -70,9 +72,44 @@ absl::StatusOr<torch::jit::Module> CreateModel(const ModelSpec& spec);
 absl::Status SaveModel(const torch::jit::Module& model, const std::string& path);
 
 // Loads a TorchScript archive onto `device`. kNotFound if missing, kInvalidArgument if the
-// file is not a TorchScript archive or has no `forward` method.
+// file is not a TorchScript archive or has no `forward` method. Loading compiles and may run
+// the file's code: use it for models you trust, ReadModelWeights + ModelFromWeights (or a
+// sandboxed channel, sdk/blackbox.h) for a suspect's.
 absl::StatusOr<torch::jit::Module> LoadModel(const std::string& path,
                                              c10::Device device = c10::Device(c10::kCPU));
+
+// A model's tensors as read from a file by ReadModelWeights, without running any of its code.
+struct ModelWeights {
+  // "torchscript", "torch.save" or "safetensors".
+  std::string format;
+  // SHA-256 of the file's bytes, exactly those the tensors were read from.
+  std::string sha256;
+  // The tensors, on the CPU, named as PyTorch's state_dict() names them, in file order.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+};
+
+struct ReadWeightsOptions {
+  // Largest file, and largest total of a zip archive's entries once expanded (a
+  // decompression bomb stops here with kResourceExhausted). Default: 4 GiB.
+  int64_t max_bytes = int64_t{4} << 30;
+};
+
+// Reads the parameters and buffers of a model file without executing any of it: a
+// TorchScript archive (its code is never compiled; its data.pkl is read by a pickle reader that
+// calls nothing but PyTorch's tensor and dict rebuilders), a state dict saved with torch.save
+// (also {"state_dict": ...} checkpoints), or safetensors. The file may be hostile: anything
+// else (another global, an unknown opcode, a tensor view outside its storage, a legacy pre-zip
+// torch.save file) is kInvalidArgument naming what was found; kNotFound if missing;
+// kResourceExhausted over options.max_bytes.
+absl::StatusOr<ModelWeights> ReadModelWeights(const std::string& path, const ReadWeightsOptions& options = {});
+
+// Builds the SDK's own model of `spec` (CreateModel) and copies `weights` into its parameters
+// and buffers by name (a "module." prefix from DataParallel is dropped), so the result runs the
+// SDK's graph, never the file's code. kFailedPrecondition when a tensor is missing, extra or
+// of another shape; kInvalidArgument for NaN or infinite weights. The model is in eval mode on
+// `device`.
+absl::StatusOr<torch::jit::Module> ModelFromWeights(const ModelSpec& spec, const ModelWeights& weights,
+                                                    c10::Device device = c10::Device(c10::kCPU));
 
 // Runs `model` in eval mode without gradients over `images` (N x C x H x W, any device) in
 // batches and returns the N x K softmax probabilities on the CPU. The model's previous

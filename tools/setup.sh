@@ -12,6 +12,8 @@ PACKAGES=(
   # Abseil, Protobuf, Boost.Math, libsodium, stb, cpp-httplib.
   libabsl-dev libprotobuf-dev protobuf-compiler libboost-math-dev libsodium-dev libstb-dev
   libcpp-httplib-dev
+  # Reading suspects' zip archives (model weights without their code) and sandboxing their code.
+  libzip-dev libseccomp-dev
   # Tests and benchmarks.
   libgtest-dev libbenchmark-dev
   # The embedded default dataset.

@@ -29,6 +29,7 @@
 #include "sdk/model.h"
 #include "sdk/prediction_protocol.pb.h"
 #include "sdk/runtime.h"
+#include "verifier/ownership_internal.h"
 
 namespace move {
 namespace verifier_internal {
@@ -191,13 +192,15 @@ class ModelChannel final : public SuspectChannel {
     if (p.dim() != 2) return absl::InvalidArgumentError("the suspect model's output is not N x K");
     return ChannelAnswer{EncodeResponse(p), 0, 1};
   }
-  std::string Describe() const override { return "file:" + path_; }
+  std::string Describe() const override { return prefix_ + path_; }
   std::string ModelSha256() const override { return sha_; }
+  void set_prefix(std::string p) { prefix_ = std::move(p); }
 
  private:
   torch::jit::Module model_;
   std::string path_, sha_;
   c10::Device device_;
+  std::string prefix_ = "file:";
 };
 
 class HttpChannel final : public SuspectChannel {
@@ -311,6 +314,17 @@ absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenModelChannel(const std::stri
   MOVE_ASSIGN_OR_RETURN(torch::jit::Module model, LoadModel(path, d));
   model.eval();
   return std::unique_ptr<SuspectChannel>(new ModelChannel(model, path, core::Sha256Hex(bytes), d));
+}
+
+absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenWeightsChannel(const OpenedBundle& bundle, const std::string& path,
+                                                                   const std::string& device) {
+  MOVE_ASSIGN_OR_RETURN(c10::Device d, ResolveDevice(device));
+  MOVE_ASSIGN_OR_RETURN(ModelWeights weights, ReadModelWeights(path));
+  MOVE_ASSIGN_OR_RETURN(verifier_internal::MatchedSuspect matched,
+                        verifier_internal::MatchArchitecture(bundle.contents, weights, d));
+  auto channel = std::make_unique<ModelChannel>(matched.model, path, weights.sha256, d);
+  channel->set_prefix(absl::StrCat("weights:", matched.verifier->architecture(), ":"));
+  return std::unique_ptr<SuspectChannel>(std::move(channel));
 }
 
 absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenHttpChannel(const std::string& url, const HttpChannelOptions& o) {

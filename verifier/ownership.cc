@@ -83,6 +83,30 @@ absl::StatusOr<torch::jit::Module> ModuleFromBytes(const std::string& bytes, c10
   });
 }
 
+absl::StatusOr<MatchedSuspect> MatchArchitecture(const BundleContents& c, const ModelWeights& weights, c10::Device device) {
+  std::vector<std::string> names;
+  std::string first_reason;
+  for (const auto& candidate : c.verifiers()) {
+    names.push_back(candidate.architecture());
+    MatchedSuspect m;
+    MOVE_ASSIGN_OR_RETURN(m.spec, ParseModelSpec(candidate.architecture()));
+    m.spec.in_channels = candidate.in_channels();
+    m.spec.num_classes = candidate.num_classes();
+    absl::StatusOr<torch::jit::Module> model = ModelFromWeights(m.spec, weights, device);
+    if (model.ok()) {
+      m.verifier = &candidate;
+      m.model = *model;
+      return m;
+    }
+    if (model.status().code() != absl::StatusCode::kFailedPrecondition) return model.status();
+    if (first_reason.empty()) first_reason = std::string(model.status().message());
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the suspect's weights (", weights.format, ", ", weights.tensors.size(), " tensors) fit none of the bundle's architectures (",
+      absl::StrJoin(names, ", "), "; ", first_reason,
+      "); white-box verification needs one of them: use black-box mode, which needs no architecture"));
+}
+
 std::string VerificationSamplesSha(const at::Tensor& xs, const at::Tensor& xc, const at::Tensor& y) {
   core::Sha256 h;
   h.UpdateTensor(xs);
@@ -563,31 +587,14 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
   if (!(options.alpha > 0 && options.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
   if (options.m < 0) return absl::InvalidArgumentError("m: must be >= 0 (0 = all samples)");
   MOVE_ASSIGN_OR_RETURN(c10::Device device, ResolveDevice(options.device));
-  MOVE_ASSIGN_OR_RETURN(std::string suspect_bytes, core::ReadFile(suspect_path));
-  MOVE_ASSIGN_OR_RETURN(torch::jit::Module suspect, LoadModel(suspect_path, device));
-  suspect.eval();
+  // The suspect's weights only: none of its code is compiled or run. Every figure below comes
+  // from the SDK's own graph of the matched architecture carrying those weights.
+  MOVE_ASSIGN_OR_RETURN(ModelWeights weights, ReadModelWeights(suspect_path));
   const BundleContents& c = bundle.contents;
-
-  // Choose the verifier whose architecture the suspect has.
-  const std::vector<std::string> shapes = ParameterShapes(suspect);
-  const ArchitectureVerifier* v = nullptr;
-  std::vector<std::string> names;
-  for (const auto& candidate : c.verifiers()) {
-    names.push_back(candidate.architecture());
-    if (std::vector<std::string>(candidate.parameter_shapes().begin(), candidate.parameter_shapes().end()) == shapes) {
-      v = &candidate;
-      break;
-    }
-  }
-  if (v == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the suspect's parameter shapes match none of the bundle's architectures (", absl::StrJoin(names, ", "),
-        "); white-box verification needs one of them: use black-box mode, which needs no architecture"));
-  }
-  ModelSpec spec;
-  MOVE_ASSIGN_OR_RETURN(spec, ParseModelSpec(v->architecture()));
-  spec.in_channels = v->in_channels();
-  spec.num_classes = v->num_classes();
+  MOVE_ASSIGN_OR_RETURN(verifier_internal::MatchedSuspect matched, verifier_internal::MatchArchitecture(c, weights, device));
+  const ArchitectureVerifier* v = matched.verifier;
+  torch::jit::Module suspect = matched.model;
+  const ModelSpec spec = matched.spec;
   MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, v->features().max_units()));
   const std::string kind = v->features().kind();
   if (kind != kSignKind && kind != kRelativeKind) {
@@ -654,7 +661,8 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
       r.set_reference_compatible_delta_mu(rc->mean_delta_mu);
     }
   }
-  r.set_suspect_sha256(core::Sha256Hex(suspect_bytes));
+  r.set_suspect_sha256(weights.sha256);
+  r.set_suspect_format(weights.format);
   r.set_suspect_path(suspect_path);
   r.mutable_suspect_scores()->Add(a.begin(), a.end());
   r.mutable_reference_scores()->Add(b.begin(), b.end());

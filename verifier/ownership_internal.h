@@ -43,6 +43,19 @@ struct PopulationModels {
   bool is_victim = false;
 };
 
+// A suspect's weights in the SDK's own model of the bundle architecture they fit.
+struct MatchedSuspect {
+  const ArchitectureVerifier* verifier = nullptr;
+  ModelSpec spec;
+  torch::jit::Module model;
+};
+
+// The first of the bundle's architectures whose SDK model takes `weights` exactly (every
+// parameter and buffer by name and shape, nothing left over), with the weights loaded on
+// `device`. kFailedPrecondition naming the architectures and why the first did not fit when
+// none does; kInvalidArgument for unusable weights (NaN, non-float).
+absl::StatusOr<MatchedSuspect> MatchArchitecture(const BundleContents& c, const ModelWeights& weights, c10::Device device);
+
 // TorchScript archive bytes of a module, and back (eval mode, on `device`).
 absl::StatusOr<std::string> ModuleBytes(const torch::jit::Module& m);
 absl::StatusOr<torch::jit::Module> ModuleFromBytes(const std::string& bytes, c10::Device device);
