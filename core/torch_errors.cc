@@ -9,8 +9,17 @@
 namespace move::core {
 namespace {
 
+// The message's first line; for an error raised inside TorchScript code, whose first line
+// only says so, the last line (the error itself, e.g. "RuntimeError: ...").
 std::string FirstLine(const std::string& text) {
   std::string line = text.substr(0, text.find('\n'));
+  if (line.find("failed in the TorchScript interpreter") != std::string::npos) {
+    size_t end = text.find_last_not_of("\n ");
+    if (end != std::string::npos) {
+      const size_t begin = text.rfind('\n', end);
+      line = text.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+    }
+  }
   if (line.size() > 400) line = line.substr(0, 400) + "...";
   return line;
 }

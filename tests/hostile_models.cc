@@ -50,7 +50,7 @@ std::string MemoryBombBody() {
          "    while n > 0:\n"
          "        hoard.append(torch.ones([16777216]))\n"
          "        n = n + 1\n"
-         "    return torch.zeros([x.size(0), 10])\n";
+         "    return torch.zeros([x.size(0), 10]) + float(len(hoard))\n";
 }
 
 absl::Status WriteParserCrash(const std::string& src, const std::string& dst) {

@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
         at::Tensor x = torch::from_blob(data.data(), sizes, torch::kFloat32).clone();
         absl::StatusOr<at::Tensor> p = move::PredictProbabilities(model, x);
         if (!p.ok()) {
-          Send(kError, std::string(p.status().message()));
+          Send(kError, std::string(p.status().message()).substr(0, 4000));
           continue;
         }
         at::Tensor c = p->to(torch::kFloat32).contiguous();
@@ -191,8 +191,7 @@ int main(int argc, char** argv) {
         Die("unknown frame type");
       }
     } catch (const std::exception& e) {
-      std::string what = e.what();
-      Send(kError, what.substr(0, what.find('\n')));
+      Send(kError, std::string(e.what()).substr(0, 4000));
     }
   }
 }
