@@ -20,15 +20,23 @@
 // line's full report inside); --fingerprint=false keeps MOVE alone; --mode=fingerprint runs
 // the fingerprint line alone (--suspect, --endpoint or --replay of its own transcript).
 //
+// The suspect is hostile by assumption. White-box reads its weights only (TorchScript,
+// torch.save state dicts or safetensors) into the SDK's own graph: none of its code runs. A
+// local suspect examined in black-box or fingerprint mode runs in a sandboxed child process
+// (no file or network access, no new processes, --suspect_memory_mb, --suspect_cpu_seconds,
+// --timeout_ms per request).
+//
 // Prints a human summary and writes the JSON report (atomically) to --report. Exit status 0
 // when the examination ran, whatever the verdict; 1 with one readable line on stderr when it
-// could not run.
+// could not run (bad flags or inputs); 3 when the examination failed because of the suspect
+// ("examination failed: ..."; no verdict).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -43,6 +51,8 @@
 #include "sdk/fingerprint.h"
 #include "sdk/ownership.h"
 #include "sdk/runtime.h"
+#include "sdk/prediction_protocol.pb.h"
+#include <google/protobuf/util/json_util.h>
 
 ABSL_FLAG(std::string, bundle, "", "Signed verifier bundle (.move). Required.");
 ABSL_FLAG(std::string, suspect, "", "Suspect TorchScript model file (from the SDK or PyTorch).");
@@ -68,7 +78,12 @@ ABSL_FLAG(double, min_relative_accuracy, 0.5,
           "Range check: a suspect whose clean accuracy on the verification images is below this fraction of the "
           "benign reference's is outside what the soundness check covers; a flag is then reported as inconclusive. "
           "0 disables.");
-ABSL_FLAG(int, timeout_ms, 60000, "Black-box HTTP: read timeout per request.");
+ABSL_FLAG(int, timeout_ms, 60000,
+          "Black-box: wall-clock limit per request (HTTP endpoint, or a local suspect's sandboxed code).");
+ABSL_FLAG(int64_t, suspect_memory_mb, 8192,
+          "Black-box with a local --suspect: memory limit of the sandbox its code runs in (MiB).");
+ABSL_FLAG(int64_t, suspect_cpu_seconds, 1800,
+          "Black-box with a local --suspect: CPU-time limit of the sandbox its code runs in, for the whole examination.");
 ABSL_FLAG(int, retries, 3, "Black-box HTTP: retries after errors that may pass (timeouts, 5xx, 429, garbled bodies).");
 ABSL_FLAG(double, max_qps, 0, "Black-box HTTP: at most this many requests per second; 0 = no limit.");
 ABSL_FLAG(double, alpha, 0.01, "Significance level of the one-sided paired t-test.");
@@ -76,6 +91,9 @@ ABSL_FLAG(uint64_t, seed, 0, "Seed of the sample subset when --m is below the bu
 ABSL_FLAG(std::string, device, "cpu", "cpu, cuda or cuda:N.");
 ABSL_FLAG(int, threads, 0, "LibTorch CPU threads; 0 = all cores.");
 ABSL_FLAG(std::string, report, "", "Where to write the JSON report (default: print it).");
+ABSL_FLAG(bool, overwrite, false,
+          "Replace an existing --report. Never an input of the run; transcripts and query exports are never "
+          "replaced.");
 ABSL_FLAG(bool, fingerprint, true,
           "When the bundle has a UAP fingerprint verifier, also examine the suspect by fingerprint (same channel: "
           "--suspect, --endpoint, or --replay of a transcript with fingerprint queries) and report the combined "
@@ -91,7 +109,9 @@ absl::Status WriteOrPrintJson(const std::string& json) {
     std::printf("%s", json.c_str());
     return absl::OkStatus();
   }
-  MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::GetFlag(FLAGS_report), json));
+  const std::string& path = absl::GetFlag(FLAGS_report);
+  MOVE_RETURN_IF_ERROR(absl::GetFlag(FLAGS_overwrite) ? move::core::WriteFileAtomically(path, json)
+                                                      : move::core::WriteNewFileAtomically(path, json));
   std::printf("  report:         %s\n", absl::GetFlag(FLAGS_report).c_str());
   return absl::OkStatus();
 }
@@ -116,6 +136,20 @@ absl::StatusOr<std::unique_ptr<move::SuspectChannel>> OpenEndpoint(const std::st
   h.max_requests_per_second = absl::GetFlag(FLAGS_max_qps);
   absl::StatusOr<std::unique_ptr<move::SuspectChannel>> c = move::OpenHttpChannel(endpoint, h);
   if (!c.ok()) return absl::Status(c.status().code(), absl::StrCat("--endpoint: ", c.status().message()));
+  return c;
+}
+
+// A local suspect file whose code must run (black-box, fingerprint): in the sandbox, on the CPU.
+absl::StatusOr<std::unique_ptr<move::SuspectChannel>> OpenSandboxed(const std::string& path) {
+  move::SandboxOptions s;
+  s.memory_bytes = absl::GetFlag(FLAGS_suspect_memory_mb) << 20;
+  s.cpu_seconds = absl::GetFlag(FLAGS_suspect_cpu_seconds);
+  s.request_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  s.load_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  absl::StatusOr<std::unique_ptr<move::SuspectChannel>> c = move::OpenSandboxedModelChannel(path, s);
+  if (!c.ok() && c.status().code() != absl::StatusCode::kAborted) {
+    return absl::Status(c.status().code(), absl::StrCat("--suspect: ", c.status().message()));
+  }
   return c;
 }
 
@@ -157,7 +191,13 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
     }
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(fp_transcript));
   } else if (!suspect.empty()) {
-    MOVE_ASSIGN_OR_RETURN(channel, move::OpenModelChannel(suspect, absl::GetFlag(FLAGS_device)));
+    // White-box: the same weights-only reading as the MOVE line; otherwise the suspect's code
+    // runs in the sandbox.
+    if (absl::GetFlag(FLAGS_mode) == "whitebox") {
+      MOVE_ASSIGN_OR_RETURN(channel, move::OpenWeightsChannel(bundle, suspect, absl::GetFlag(FLAGS_device)));
+    } else {
+      MOVE_ASSIGN_OR_RETURN(channel, OpenSandboxed(suspect));
+    }
     o.transcript_path = TranscriptBase() + (alone ? "" : ".fingerprint.jsonl");
   } else if (!endpoint.empty()) {
     MOVE_ASSIGN_OR_RETURN(channel, OpenEndpoint(endpoint));
@@ -211,6 +251,24 @@ absl::Status Finish(const move::OpenedBundle& bundle, const move::VerificationRe
   return WriteOrPrintJson(move::CombinedToJson(c));
 }
 
+// Offline step 2 finishes the test step 1 exported: same bundle, --m and --seed.
+absl::Status CheckExportMatches(const move::OpenedBundle& bundle, const std::string& queries, const move::BlackBoxOptions& o) {
+  MOVE_ASSIGN_OR_RETURN(std::string json, move::core::ReadFile(queries + "/manifest.json", int64_t{256} << 20));
+  move::QueryManifest manifest;
+  if (!google::protobuf::util::JsonStringToMessage(json, &manifest).ok() || manifest.format() != "move.queries.v1") {
+    return absl::DataLossError(absl::StrCat("--queries: ", queries, "/manifest.json is not a query manifest"));
+  }
+  if (manifest.bundle_sha256() != bundle.file_sha256) {
+    return absl::FailedPreconditionError(absl::StrCat("--queries: exported from another bundle (sha256 ",
+                                                      manifest.bundle_sha256().substr(0, 16), "...)"));
+  }
+  if (manifest.m() != o.m || manifest.seed() != o.seed) {
+    return absl::InvalidArgumentError(absl::StrCat("--queries: exported with --m=", manifest.m(), " --seed=", manifest.seed(),
+                                                   "; step 2 must use the same (got --m=", o.m, " --seed=", o.seed, ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   const std::string suspect = absl::GetFlag(FLAGS_suspect), endpoint = absl::GetFlag(FLAGS_endpoint),
                     exported = absl::GetFlag(FLAGS_export_queries), replay = absl::GetFlag(FLAGS_replay),
@@ -241,10 +299,11 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   }
   std::unique_ptr<move::SuspectChannel> channel;
   if (!suspect.empty()) {
-    MOVE_ASSIGN_OR_RETURN(channel, move::OpenModelChannel(suspect, o.device));
+    MOVE_ASSIGN_OR_RETURN(channel, OpenSandboxed(suspect));
   } else if (!endpoint.empty()) {
     MOVE_ASSIGN_OR_RETURN(channel, OpenEndpoint(endpoint));
   } else if (!answers.empty()) {
+    MOVE_RETURN_IF_ERROR(CheckExportMatches(bundle, queries, o));
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenOfflineChannel(queries, answers));
   } else {
     MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(replay));
@@ -280,6 +339,42 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   return Finish(bundle, r);
 }
 
+// Every output path is checked before any work: no output is an input of this run or another
+// output, transcripts and exports are new, the report is new unless --overwrite, and every
+// folder is writable.
+absl::Status CheckPaths(const std::string& mode, bool bundle_has_fingerprint) {
+  using move::core::NamedPath;
+  const std::string replay = absl::GetFlag(FLAGS_replay), queries = absl::GetFlag(FLAGS_queries);
+  std::vector<NamedPath> inputs = {{"--bundle", absl::GetFlag(FLAGS_bundle)},
+                                   {"--suspect", absl::GetFlag(FLAGS_suspect)},
+                                   {"--trusted_key", absl::GetFlag(FLAGS_trusted_key)},
+                                   {"--answers", absl::GetFlag(FLAGS_answers)},
+                                   {"--replay", replay},
+                                   {"--replay (fingerprint)", replay.empty() ? "" : replay + ".fingerprint.jsonl"},
+                                   {"--queries", queries.empty() ? "" : queries + "/manifest.json"}};
+  const bool new_queries = replay.empty() && absl::GetFlag(FLAGS_export_queries).empty();
+  std::vector<NamedPath> transcripts;
+  if (new_queries && mode != "whitebox" && mode != "fingerprint") transcripts.push_back({"--transcript", TranscriptBase()});
+  const bool fingerprint_queries = new_queries && (!absl::GetFlag(FLAGS_suspect).empty() || !absl::GetFlag(FLAGS_endpoint).empty());
+  if (fingerprint_queries && mode == "fingerprint") transcripts.push_back({"--transcript", TranscriptBase()});
+  if (fingerprint_queries && mode != "fingerprint" && absl::GetFlag(FLAGS_fingerprint) && bundle_has_fingerprint) {
+    transcripts.push_back({"--transcript (fingerprint)", TranscriptBase() + ".fingerprint.jsonl"});
+  }
+  for (const NamedPath& t : transcripts) {
+    absl::Status s = move::core::CheckOutputPath(t.flag, t.path, inputs, /*overwrite=*/false);
+    if (absl::IsAlreadyExists(s)) {
+      return absl::AlreadyExistsError(absl::StrCat(t.flag, "=", t.path,
+                                                   " already exists: a transcript is evidence and is never overwritten; "
+                                                   "choose another --transcript (or --report)"));
+    }
+    MOVE_RETURN_IF_ERROR(s);
+  }
+  std::vector<NamedPath> taken = inputs;
+  taken.insert(taken.end(), transcripts.begin(), transcripts.end());
+  MOVE_RETURN_IF_ERROR(move::core::CheckOutputPath("--report", absl::GetFlag(FLAGS_report), taken, absl::GetFlag(FLAGS_overwrite)));
+  return move::core::CheckOutputFolder("--export_queries", absl::GetFlag(FLAGS_export_queries), inputs);
+}
+
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_bundle).empty()) return absl::InvalidArgumentError("--bundle: required");
   const std::string mode = absl::GetFlag(FLAGS_mode);
@@ -302,6 +397,8 @@ absl::Status Run() {
     trusted = *pub;
   }
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(absl::GetFlag(FLAGS_bundle), trusted));
+  // Reading the bundle wrote nothing; every output is checked before anything else runs.
+  MOVE_RETURN_IF_ERROR(CheckPaths(mode, bundle.contents.has_fingerprint() && !bundle.contents.fingerprint().method().empty()));
   if (mode == "blackbox") return RunBlackBox(bundle);
   if (mode == "fingerprint") {
     MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle, /*alone=*/true));
@@ -352,7 +449,9 @@ int main(int argc, char** argv) {
   absl::Status s = Run();
   if (!s.ok()) {
     std::fprintf(stderr, "move_verify: %s\n", std::string(s.message()).c_str());
-    return 1;
+    // 3: the examination itself failed because of the suspect (its sandboxed code crashed,
+    // hung, ran out of its limits or raised); no verdict was reached.
+    return s.code() == absl::StatusCode::kAborted ? 3 : 1;
   }
   return 0;
 }

@@ -32,7 +32,8 @@ struct SigningKey {
 absl::StatusOr<SigningKey> GenerateSigningKey();
 
 // Writes the key pair (secret part included) to `path` with mode 0600, atomically, and the
-// public key alone to `path + ".pub"`. Both are hex text.
+// public key alone to `path + ".pub"`. Both are hex text. kAlreadyExists if either exists:
+// a key is never overwritten.
 absl::Status SaveSigningKey(const SigningKey& key, const std::string& path);
 
 // Reads a key pair written by SaveSigningKey. kNotFound / kDataLoss.
@@ -58,7 +59,9 @@ struct OpenedBundle {
 };
 
 // Reads and authenticates a bundle. With `trusted_public_key` empty any valid signature is
-// accepted and reported as not pinned; otherwise the signer must be that key.
+// accepted and reported as not pinned; otherwise the signer must be that key. Only regular
+// files of at most 2 GiB (the protocol-buffer limit) are read: kInvalidArgument for a device
+// or pipe, kResourceExhausted naming the limit for a larger file.
 absl::StatusOr<OpenedBundle> ReadBundle(const std::string& path, const std::string& trusted_public_key = "");
 
 // Converts tensors to and from TensorProto (float32 or int64).

@@ -502,7 +502,7 @@ TEST_F(WhiteBoxE2eTest, CliOnSdkAndPythonSuspects) {
   ModelSpec other = *ParseModelSpec("wrn-16-1");
   ASSERT_TRUE(SaveModel(*CreateModel(other), TempDir() + "/wrn.pt").ok());
   EXPECT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", TempDir(), "/wrn.pt"), &out, &err), 1);
-  EXPECT_NE(err.find("match none"), std::string::npos) << err;
+  EXPECT_NE(err.find("fit none"), std::string::npos) << err;
   EXPECT_NE(err.find("black-box"), std::string::npos) << err;
 
   // A tampered bundle.

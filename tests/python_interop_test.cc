@@ -87,6 +87,15 @@ TEST_P(InteropTest, CppToPythonAndBack) {
   at::Tensor ft_py = ReadTensor(dir + "/finetuned_out.bin", cpp_out.sizes());
   EXPECT_TRUE(torch::allclose(ft_cpp, ft_py, 1e-4, 1e-5));
   EXPECT_FALSE(torch::allclose(ft_cpp, cpp_out, 1e-4, 1e-5)) << "fine-tuning in Python changed nothing";
+  // Its weights alone, read without running its code, in every form Python saved them,
+  // reproduce Python's outputs in the SDK's own graph.
+  for (const char* file : {"/finetuned.pt", "/finetuned_state_dict.pt", "/finetuned_checkpoint.pt"}) {
+    auto w = ReadModelWeights(dir + file);
+    ASSERT_TRUE(w.ok()) << file << ": " << w.status();
+    auto rebuilt = ModelFromWeights(spec, *w);
+    ASSERT_TRUE(rebuilt.ok()) << file << ": " << rebuilt.status();
+    EXPECT_TRUE(torch::allclose(rebuilt->forward({x}).toTensor(), ft_py, 1e-4, 1e-5)) << file;
+  }
   // And keeps training in C++.
   EXPECT_TRUE(TrainModel(*finetuned, d, opts).ok());
 }

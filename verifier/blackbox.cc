@@ -573,6 +573,9 @@ absl::StatusOr<int64_t> ExportQueries(const OpenedBundle& bundle, const BlackBox
   const int64_t m = l.plan->samples().labels.size(0);
   MOVE_ASSIGN_OR_RETURN(at::Tensor images, l.plan->Images(torch::arange(m, torch::kInt64)));
   images = images.index_select(0, RoundShuffle(l.plan->images_per_sample() * m, o.seed, 0));
+  // A new or empty folder only: stale images or a stale manifest beside the new ones could
+  // be answered and accepted.
+  MOVE_RETURN_IF_ERROR(core::CheckOutputFolder("export folder", dir, {}));
   MOVE_RETURN_IF_ERROR(core::MakeDirs(dir));
   QueryManifest manifest;
   manifest.set_format("move.queries.v1");
@@ -587,7 +590,7 @@ absl::StatusOr<int64_t> ExportQueries(const OpenedBundle& bundle, const BlackBox
     q->set_image_sha256(core::TensorSha256(images[i].contiguous()));
     MOVE_RETURN_IF_ERROR(SavePng(absl::StrCat(dir, "/", q->file()), images[i]));
   }
-  MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(dir + "/manifest.json", core::ProtoToJson(manifest)));
+  MOVE_RETURN_IF_ERROR(core::WriteNewFileAtomically(dir + "/manifest.json", core::ProtoToJson(manifest)));
   return images.size(0);
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <ctime>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -53,6 +54,14 @@ absl::StatusOr<SigningKey> GenerateSigningKey() {
 }
 
 absl::Status SaveSigningKey(const SigningKey& key, const std::string& path) {
+  // A signing key is never replaced: bundles signed with it could no longer be re-signed,
+  // and a published public key would stop matching.
+  for (const std::string& p : {path, path + ".pub"}) {
+    std::error_code ec;
+    if (std::filesystem::symlink_status(p, ec).type() != std::filesystem::file_type::not_found) {
+      return absl::AlreadyExistsError(absl::StrCat(p, " already exists; a signing key is never overwritten"));
+    }
+  }
   MOVE_RETURN_IF_ERROR(core::WriteViaTempFile(path, [&](const std::string& tmp) -> absl::Status {
     // Created 0600 from the start: the secret key is never readable by others, even briefly.
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -63,7 +72,7 @@ absl::Status SaveSigningKey(const SigningKey& key, const std::string& path) {
     ::close(fd);
     return ok ? absl::OkStatus() : absl::DataLossError(absl::StrCat("write error on ", tmp));
   }));
-  return core::WriteFileAtomically(path + ".pub", absl::BytesToHexString(key.public_key) + "\n");
+  return core::WriteNewFileAtomically(path + ".pub", absl::BytesToHexString(key.public_key) + "\n");
 }
 
 absl::StatusOr<SigningKey> LoadSigningKey(const std::string& path) {
@@ -116,7 +125,8 @@ absl::Status WriteBundle(const BundleContents& contents, const SigningKey& key, 
 
 absl::StatusOr<OpenedBundle> ReadBundle(const std::string& path, const std::string& trusted_public_key) {
   MOVE_RETURN_IF_ERROR(InitSodium());
-  MOVE_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path));
+  // Protocol buffers hold at most 2 GiB: a larger file cannot be a bundle.
+  MOVE_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, (int64_t{2} << 30) - 1));
   SignedBundle signed_bundle;
   if (bytes.empty() || !signed_bundle.ParseFromString(bytes) || signed_bundle.format() != kSignedFormat) {
     return absl::DataLossError(absl::StrCat(path, ": not a MOVE bundle, or truncated"));

@@ -6,7 +6,9 @@ Usage: interop.py MODEL.pt INPUT.bin OUT_DIR
 Loads a model the C++ SDK saved, runs it in eval mode on the float32 input (shape in
 INPUT.bin.shape), writes the logits to OUT_DIR/python_out.bin, then fine-tunes it for three
 SGD steps in train mode as a PyTorch user would, saves it to OUT_DIR/finetuned.pt and writes
-that model's eval-mode logits to OUT_DIR/finetuned_out.bin for C++ to compare.
+that model's eval-mode logits to OUT_DIR/finetuned_out.bin for C++ to compare; the same
+weights also go to OUT_DIR/finetuned_state_dict.pt (torch.save of the state dict) and
+OUT_DIR/finetuned_checkpoint.pt (a training checkpoint with the optimizer state).
 """
 import sys
 
@@ -36,6 +38,10 @@ def main():
         opt.step()
     model.eval()
     torch.jit.save(model, out_dir + "/finetuned.pt")
+    # The forms an opposing party may hand over: a state dict, a training checkpoint.
+    torch.save(model.state_dict(), out_dir + "/finetuned_state_dict.pt")
+    torch.save({"epoch": 3, "model_state_dict": model.state_dict(), "optimizer": opt.state_dict()},
+               out_dir + "/finetuned_checkpoint.pt")
     with torch.no_grad():
         y2 = model(x)
     open(out_dir + "/finetuned_out.bin", "wb").write(y2.contiguous().numpy().tobytes())
