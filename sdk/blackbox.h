@@ -103,9 +103,16 @@ absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenWeightsChannel(const OpenedB
                                                                    const std::string& device = "cpu");
 
 struct HttpChannelOptions {
-  // Per-request limits. Defaults: 5 s to connect, 60 s to read.
+  // Per-request limits. Defaults: 5 s to connect, 60 s between bytes read.
   int connect_timeout_ms = 5000;
   int read_timeout_ms = 60000;
+  // Deadline of a whole request, headers and body (an endpoint dripping its answer a byte at
+  // a time is cut off here; the attempt counts as a timeout). Default: 120 s.
+  int request_deadline_ms = 120000;
+  // Largest answer accepted (by Content-Length or as read); a larger one is kResourceExhausted,
+  // not retried. Redirects are never followed (kFailedPrecondition naming the target).
+  // Default: 64 MiB.
+  int64_t max_answer_bytes = int64_t{64} << 20;
   // Extra attempts after a connection error, timeout, HTTP 429/5xx or an unreadable body,
   // waiting backoff_ms * 2^attempt in between. Defaults: 3, 200 ms.
   int retries = 3;

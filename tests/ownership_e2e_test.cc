@@ -4,8 +4,10 @@
 // tampered bundle. Black-box: every suspect channel (file, HTTP against the serving example on
 // loopback, offline export/import), transcript replay, the sequential test and bad answers.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -28,6 +30,7 @@
 #include "sdk/runtime.h"
 #include "sdk/serving.h"
 #include "sdk/train.h"
+#include "tests/hostile_models.h"
 
 namespace move {
 namespace {
@@ -778,6 +781,118 @@ TEST_F(WhiteBoxE2eTest, BlackBoxCliWithTheServingExample) {
             1);
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   EXPECT_NE(err.find("no answer from"), std::string::npos) << err;
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile suspects and evidence files.
+
+TEST_F(WhiteBoxE2eTest, HostileSuspectsNeverRunWithTheExaminersRights) {
+  auto victim = LoadModel(world->victim_path);
+  ASSERT_TRUE(victim.ok());
+  const std::string key = TempDir() + "/vendor.key", other = TempDir() + "/case-file.bin";
+  const std::string key_before = Slurp(key);
+  std::ofstream(other, std::ios::binary) << "ORIGINAL-EVIDENCE-BYTES";
+  // The victim's exact weights; a forward that reads the vendor's key, overwrites another file,
+  // and shifts every class on batches larger than 8.
+  const std::string body = absl::StrCat(
+      "    k = torch.from_file(\"", key, "\", False, 8, dtype=0)\n",
+      "    t = torch.from_file(\"", other, "\", True, 8, dtype=0)\n",
+      "    t.fill_(88)\n",
+      "    y = torch.zeros([x.size(0), 10]) + k[0].float() * t[0].float() * 0.0\n",
+      "    if x.size(0) > 8:\n",
+      "        y = torch.roll(y, 1, 1)\n",
+      "    return y\n");
+  const std::string hostile = TempDir() + "/hostile_victim.pt";
+  ASSERT_TRUE(testing::SaveModule(hostile, body, &*victim).ok());
+  std::string out, err;
+  // White-box: the same verdict as the victim's, from the weights alone; nothing touched.
+  ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", hostile), &out, &err), 0) << err;
+  std::string victim_out;
+  ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", world->victim_path), &victim_out, &err), 0);
+  auto verdict = [](const std::string& text) { return text.substr(text.find("verdict:"), text.find('\n', text.find("verdict:")) - text.find("verdict:")); };
+  auto pline = [](const std::string& text) { return text.substr(text.find("p-value:"), 40); };
+  EXPECT_EQ(verdict(out), verdict(victim_out));
+  EXPECT_EQ(pline(out), pline(victim_out));
+  EXPECT_NE(out.find("weights read without running its code"), std::string::npos) << out;
+  EXPECT_EQ(Slurp(key), key_before);
+  EXPECT_EQ(Slurp(other), "ORIGINAL-EVIDENCE-BYTES");
+
+  // Black-box on the same file: its code runs in the sandbox, is refused the files, and the
+  // examination fails with its own exit code and no verdict.
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox --m=4 --bundle=", world->bundle_path, " --suspect=", hostile,
+                                " --transcript=", TempDir(), "/hostile.jsonl"),
+                   &out, &err),
+            3);
+  EXPECT_EQ(err.rfind("move_verify: examination failed:", 0), 0u) << err;
+  EXPECT_NE(err.find("Operation not permitted"), std::string::npos) << err;
+  EXPECT_EQ(out.find("verdict"), std::string::npos) << out;
+  EXPECT_EQ(Slurp(other), "ORIGINAL-EVIDENCE-BYTES");
+
+  // An endless loop: killed at the per-request deadline.
+  ASSERT_TRUE(testing::SaveModule(TempDir() + "/loop.pt", testing::EndlessLoopBody()).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox --m=4 --bundle=", world->bundle_path, " --suspect=", TempDir(),
+                                "/loop.pt --timeout_ms=2000 --transcript=", TempDir(), "/loop.jsonl"),
+                   &out, &err),
+            3);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+  EXPECT_NE(err.find("2000 ms limit"), std::string::npos) << err;
+}
+
+TEST_F(WhiteBoxE2eTest, EvidenceFilesAreCheckedBeforeWorkAndNeverOverwritten) {
+  std::string out, err;
+  const std::string base = absl::StrCat("--bundle=", world->bundle_path, " --suspect=", world->victim_path);
+  // Outputs that are inputs: refused whatever --overwrite says, before anything runs.
+  for (const std::string& input : {world->bundle_path, world->victim_path}) {
+    EXPECT_EQ(RunCli(absl::StrCat(base, " --report=", input, " --overwrite"), &out, &err), 1);
+    EXPECT_NE(err.find("is this run's input"), std::string::npos) << err;
+  }
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox ", base, " --transcript=", world->bundle_path), &out, &err), 1);
+  EXPECT_NE(err.find("input --bundle"), std::string::npos) << err;
+  // An existing report: refused, kept, then replaced only with --overwrite.
+  const std::string report = TempDir() + "/existing.json";
+  std::ofstream(report) << "earlier report";
+  EXPECT_EQ(RunCli(absl::StrCat(base, " --report=", report), &out, &err), 1);
+  EXPECT_NE(err.find("already exists"), std::string::npos) << err;
+  EXPECT_EQ(Slurp(report), "earlier report");
+  ASSERT_EQ(RunCli(absl::StrCat(base, " --report=", report, " --overwrite"), &out, &err), 0) << err;
+  EXPECT_NE(Slurp(report).find("\"stolen\""), std::string::npos);
+  // A report folder that cannot be written is found before the verification, not after.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox ", base, " --report=/nonexistent-case-folder/report.json"), &out, &err), 1);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_EQ(out.find("verdict"), std::string::npos);
+  // The report's default transcript is the report path + .transcript.jsonl: an existing one is
+  // evidence and is never replaced, even with --overwrite.
+  const std::string r2 = TempDir() + "/r2.json";
+  std::ofstream(r2 + ".transcript.jsonl") << "earlier transcript\n";
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox ", base, " --m=4 --overwrite --report=", r2), &out, &err), 1);
+  EXPECT_NE(err.find("never overwritten"), std::string::npos) << err;
+  EXPECT_EQ(Slurp(r2 + ".transcript.jsonl"), "earlier transcript\n");
+  // An invalid option leaves no file behind, so the corrected retry runs.
+  const std::string t = TempDir() + "/retry.jsonl";
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox ", base, " --m=4 --alpha=2 --transcript=", t), &out, &err), 1);
+  EXPECT_FALSE(std::filesystem::exists(t));
+  ASSERT_EQ(RunCli(absl::StrCat("--mode=blackbox ", base, " --m=4 --transcript=", t), &out, &err), 0) << err;
+  // Offline exports: only into a new or empty folder; step 2 must finish the same export.
+  const std::string dir = TempDir() + "/export";
+  ASSERT_EQ(RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path, " --m=4 --seed=1 --export_queries=", dir),
+                   &out, &err),
+            0)
+      << err;
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path, " --m=4 --seed=2 --export_queries=", dir),
+                   &out, &err),
+            1);
+  EXPECT_NE(err.find("not empty"), std::string::npos) << err;
+  std::ofstream(TempDir() + "/stale.csv") << "id,p0\n";
+  EXPECT_EQ(RunCli(absl::StrCat("--mode=blackbox --bundle=", world->bundle_path, " --m=4 --seed=2 --queries=", dir,
+                                " --answers=", TempDir(), "/stale.csv --transcript=", TempDir(), "/stale.jsonl"),
+                   &out, &err),
+            1);
+  EXPECT_NE(err.find("--m=4 --seed=1"), std::string::npos) << err;
+  // Inputs that are not files, or too large to be bundles, are refused without reading them.
+  EXPECT_EQ(RunCli("--bundle=/dev/zero --suspect=x.pt", &out, &err), 1);
+  EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
 }
 
 }  // namespace

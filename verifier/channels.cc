@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
 #include <cmath>
 #include <map>
 #include <thread>
@@ -218,17 +221,72 @@ class HttpChannel final : public SuspectChannel {
     for (int attempt = 0; attempt <= o_.retries; ++attempt) {
       if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.backoff_ms << (attempt - 1)));
       Throttle();
-      httplib::Result res = client_.Post(path_.c_str(), body, "application/json");
-      if (!res) {
-        const httplib::Error e = res.error();
-        const std::string what = absl::StrCat("no answer from ", url_, " (", httplib::to_string(e), ")");
-        last = (e == httplib::Error::ConnectionTimeout || e == httplib::Error::Read) ? absl::DeadlineExceededError(what)
-                                                                                      : absl::UnavailableError(what);
+      // The whole request, headers and body, must finish by the deadline: a watchdog stops the
+      // client (shuts its socket) if it has not, so an endpoint that drips its answer a byte
+      // at a time cannot outlast it. Answers are read into a capped buffer.
+      httplib::Request req;
+      req.method = "POST";
+      req.path = path_;
+      req.body = body;
+      req.set_header("Content-Type", "application/json");
+      std::string answer;
+      bool too_big = false;
+      req.response_handler = [&](const httplib::Response& r) {
+        if (r.has_header("Content-Length") &&
+            std::strtoull(r.get_header_value("Content-Length").c_str(), nullptr, 10) > static_cast<uint64_t>(o_.max_answer_bytes)) {
+          too_big = true;
+          return false;
+        }
+        return true;
+      };
+      req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+        if (answer.size() + n > static_cast<uint64_t>(o_.max_answer_bytes)) {
+          too_big = true;
+          return false;
+        }
+        answer.append(data, n);
+        return true;
+      };
+      bool timed_out = false;
+      httplib::Result res(nullptr, httplib::Error::Unknown);
+      {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        std::thread watchdog([&] {
+          std::unique_lock<std::mutex> lock(mu);
+          if (!cv.wait_for(lock, std::chrono::milliseconds(o_.request_deadline_ms), [&] { return done; })) {
+            timed_out = true;
+            client_.stop();
+          }
+        });
+        res = client_.send(req);
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          done = true;
+        }
+        cv.notify_all();
+        watchdog.join();
+      }
+      if (too_big) {
+        return absl::ResourceExhaustedError(absl::StrCat(url_, " sent an answer larger than the ", o_.max_answer_bytes,
+                                                         "-byte limit (HttpChannelOptions::max_answer_bytes)"));
+      }
+      if (timed_out) {
+        last = absl::DeadlineExceededError(absl::StrCat("no complete answer from ", url_, " within the ",
+                                                        o_.request_deadline_ms, " ms request deadline"));
         continue;
       }
+      if (res) res->body = std::move(answer);
       if (res->status == 429 || res->status >= 500) {
         last = absl::UnavailableError(absl::StrCat(url_, " answered HTTP ", res->status, ": ", Excerpt(res->body)));
         continue;
+      }
+      if (res->status >= 300 && res->status < 400) {
+        // Never followed: a redirect could send the examiner's requests anywhere.
+        return absl::FailedPreconditionError(absl::StrCat(url_, " answered with a redirect (HTTP ", res->status, " to '",
+                                                          Excerpt(res->get_header_value("Location")),
+                                                          "'), which is never followed: examine the final URL itself"));
       }
       if (res->status < 200 || res->status >= 300) {
         // Client errors do not get better by retrying.
@@ -330,6 +388,8 @@ absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenWeightsChannel(const OpenedB
 absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenHttpChannel(const std::string& url, const HttpChannelOptions& o) {
   if (o.connect_timeout_ms <= 0 || o.read_timeout_ms <= 0) return absl::InvalidArgumentError("timeouts: must be > 0 ms");
   if (o.retries < 0 || o.retries > 10) return absl::InvalidArgumentError("retries: must be in [0, 10]");
+  if (o.request_deadline_ms <= 0) return absl::InvalidArgumentError("request_deadline_ms: must be > 0");
+  if (o.max_answer_bytes < 1) return absl::InvalidArgumentError("max_answer_bytes: must be >= 1");
   if (o.backoff_ms < 0 || o.backoff_ms > 60000) return absl::InvalidArgumentError("backoff_ms: must be in [0, 60000]");
   if (!(o.max_requests_per_second >= 0)) return absl::InvalidArgumentError("max_requests_per_second: must be >= 0");
   std::string origin, path;
