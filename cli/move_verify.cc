@@ -132,6 +132,7 @@ void PrintModelLevel(const move::VerificationReport& r) {
 absl::StatusOr<std::unique_ptr<move::SuspectChannel>> OpenEndpoint(const std::string& endpoint) {
   move::HttpChannelOptions h;
   h.read_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  h.request_deadline_ms = absl::GetFlag(FLAGS_timeout_ms);
   h.retries = absl::GetFlag(FLAGS_retries);
   h.max_requests_per_second = absl::GetFlag(FLAGS_max_qps);
   absl::StatusOr<std::unique_ptr<move::SuspectChannel>> c = move::OpenHttpChannel(endpoint, h);

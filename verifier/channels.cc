@@ -277,7 +277,14 @@ class HttpChannel final : public SuspectChannel {
                                                         o_.request_deadline_ms, " ms request deadline"));
         continue;
       }
-      if (res) res->body = std::move(answer);
+      if (!res) {
+        const httplib::Error e = res.error();
+        const std::string what = absl::StrCat("no answer from ", url_, " (", httplib::to_string(e), ")");
+        last = (e == httplib::Error::ConnectionTimeout || e == httplib::Error::Read) ? absl::DeadlineExceededError(what)
+                                                                                      : absl::UnavailableError(what);
+        continue;
+      }
+      res->body = std::move(answer);
       if (res->status == 429 || res->status >= 500) {
         last = absl::UnavailableError(absl::StrCat(url_, " answered HTTP ", res->status, ": ", Excerpt(res->body)));
         continue;

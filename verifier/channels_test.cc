@@ -178,6 +178,57 @@ TEST(HttpChannelTest, TimeoutsAreRetriedThenReported) {
   EXPECT_EQ(a.status().code(), absl::StatusCode::kDeadlineExceeded) << a.status();
 }
 
+TEST(HttpChannelTest, AnEndpointThatDripsItsAnswerIsCutOffAtTheRequestDeadline) {
+  // One byte every 100 ms: each read is well inside the 500 ms read timeout.
+  FlakyServer server([](int, httplib::Response& res) {
+    const std::string body = Rows("[0.5,0.5]", 2);
+    res.set_chunked_content_provider("application/json", [body](size_t offset, httplib::DataSink& sink) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (offset >= body.size()) {
+        sink.done();
+        return true;
+      }
+      return sink.write(body.data() + offset, 1);
+    });
+  });
+  HttpChannelOptions o = Fast();
+  o.retries = 0;
+  o.request_deadline_ms = 1500;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto a = (*OpenHttpChannel(server.url(), o))->Predict(kImages);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kDeadlineExceeded) << a.status();
+  EXPECT_NE(a.status().message().find("1500 ms request deadline"), std::string::npos) << a.status();
+  EXPECT_LT(seconds, 4.0);
+}
+
+TEST(HttpChannelTest, AFloodIsRefusedAtTheAnswerCapWithOrWithoutContentLength) {
+  FlakyServer sized([](int, httplib::Response& res) { res.set_content(std::string(8 << 20, ' '), "application/json"); });
+  HttpChannelOptions o = Fast();
+  o.max_answer_bytes = 1 << 20;
+  auto a = (*OpenHttpChannel(sized.url(), o))->Predict(kImages);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kResourceExhausted) << a.status();
+  EXPECT_EQ(sized.calls(), 1);  // not retried
+  FlakyServer chunked([](int, httplib::Response& res) {
+    res.set_chunked_content_provider("application/json", [](size_t, httplib::DataSink& sink) {
+      static const std::string block(64 << 10, ' ');
+      return sink.write(block.data(), block.size());  // never ends
+    });
+  });
+  auto b = (*OpenHttpChannel(chunked.url(), o))->Predict(kImages);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kResourceExhausted) << b.status();
+  EXPECT_NE(b.status().message().find("1048576-byte limit"), std::string::npos) << b.status();
+}
+
+TEST(HttpChannelTest, RedirectsAreNeverFollowed) {
+  FlakyServer server([](int, httplib::Response& res) { res.set_redirect("http://169.254.169.254/latest/meta-data/"); });
+  auto a = (*OpenHttpChannel(server.url(), Fast()))->Predict(kImages);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
+  EXPECT_NE(a.status().message().find("never followed"), std::string::npos) << a.status();
+  EXPECT_NE(a.status().message().find("169.254.169.254"), std::string::npos) << a.status();
+  EXPECT_EQ(server.calls(), 1);
+}
+
 TEST(HttpChannelTest, TruncatedJsonIsRetriedThenDataLoss) {
   FlakyServer server([](int, httplib::Response& res) {
     res.set_content("{\"predictions\":[{\"probabilities\":[0.5,", "application/json");
