@@ -129,6 +129,14 @@ void PrintModelLevel(const move::VerificationReport& r) {
               r.model_level_benign_models(), means.c_str(), r.model_level_reject() ? "rejects" : "does not reject");
 }
 
+// The consistency line: images asked twice and whether their answers agreed.
+void PrintConsistency(const move::VerificationReport& r) {
+  if (r.repeat_queries() == 0) return;
+  std::printf("  consistency:    %lld images asked twice, %lld answered differently (largest difference %.2g, tolerance %.2g)%s\n",
+              static_cast<long long>(r.repeat_queries()), static_cast<long long>(r.repeat_disagreements()),
+              r.max_repeat_difference(), r.repeat_tolerance(), r.answers_inconsistent() ? ": INCONSISTENT" : "");
+}
+
 absl::StatusOr<std::unique_ptr<move::SuspectChannel>> OpenEndpoint(const std::string& endpoint) {
   move::HttpChannelOptions h;
   h.read_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
@@ -226,6 +234,7 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
               100 * r.reference_clean_agreement(), 100 * r.reference_perturbed_agreement());
   PrintModelLevel(r);
   std::printf("  queries:        %lld%s\n", static_cast<long long>(r.queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
+  PrintConsistency(r);
   std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
   if (!r.transcript_path().empty()) {
     std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
@@ -329,6 +338,7 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
   PrintModelLevel(r);
   std::printf("  queries:        %lld of at most %lld%s\n", static_cast<long long>(r.queries()),
               static_cast<long long>(r.max_queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
+  PrintConsistency(r);
   std::printf("  classifier:     %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
   if (!r.transcript_path().empty()) {
     std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());

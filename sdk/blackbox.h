@@ -54,6 +54,9 @@ class SuspectChannel {
   virtual std::string Describe() const = 0;
   // SHA-256 of the suspect model file where the channel knows it, else "".
   virtual std::string ModelSha256() const { return ""; }
+  // Whether asking the same image again can tell anything (false for offline answers, which
+  // hold one answer per image): verification repeats a share of its queries only then.
+  virtual bool CanRepeat() const { return true; }
 };
 
 // A local TorchScript model (any architecture), run in this process: softmax of its outputs.
@@ -166,6 +169,13 @@ struct BlackBoxOptions {
   // Range check as in VerifyOptions::min_relative_accuracy (the suspect's accuracy from its
   // answers to the unaugmented clean queries). 0 disables. Default: 0.5.
   double min_relative_accuracy = 0.5;
+  // Consistency: this share of every request's images repeats images already asked, shuffled
+  // in (extra queries, not counted in m or max_queries); a suspect that answers a repeated
+  // image differently by more than repeat_tolerance (L-infinity between the two probability
+  // vectors) gets "inconclusive: inconsistent answers", never a verdict. Not done for offline
+  // answers (one per image). Defaults: 0.05, 0.01.
+  double repeat_share = 0.05;
+  double repeat_tolerance = 0.01;
 };
 
 // Runs black-box verification of the suspect behind `channel`: per sample a score (the

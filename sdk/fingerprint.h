@@ -137,6 +137,9 @@ struct FingerprintVerifyOptions {
   // Range check as in BlackBoxOptions (the suspect's accuracy on the clean points against the
   // reference's). Default: 0.5.
   double min_relative_accuracy = 0.5;
+  // Consistency repeats as in BlackBoxOptions. Defaults: 0.05, 0.01.
+  double repeat_share = 0.05;
+  double repeat_tolerance = 0.01;
 };
 
 // Fingerprint verification of the suspect behind `channel` (mode "fingerprint" in the

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include <google/protobuf/util/json_util.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -27,6 +28,7 @@
 #include "sdk/image.h"
 #include "sdk/model.h"
 #include "sdk/ownership.h"
+#include "sdk/prediction_protocol.pb.h"
 #include "sdk/runtime.h"
 #include "sdk/serving.h"
 #include "sdk/train.h"
@@ -837,6 +839,57 @@ TEST_F(WhiteBoxE2eTest, HostileSuspectsNeverRunWithTheExaminersRights) {
             3);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
   EXPECT_NE(err.find("2000 ms limit"), std::string::npos) << err;
+}
+
+// The victim behind an endpoint that noises some of its answers.
+class SometimesNoisy final : public SuspectChannel {
+ public:
+  explicit SometimesNoisy(std::unique_ptr<SuspectChannel> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) override {
+    absl::StatusOr<ChannelAnswer> a = inner_->Predict(images);
+    if (!a.ok() || calls_++ % 3 != 2) return a;
+    PredictResponse r;
+    if (!google::protobuf::util::JsonStringToMessage(a->response, &r).ok()) return absl::InternalError("bad answer");
+    for (auto& p : *r.mutable_predictions()) {
+      float sum = 0;
+      for (float& x : *p.mutable_probabilities()) sum += (x = x * 0.5f + 0.05f);
+      for (float& x : *p.mutable_probabilities()) x /= sum;
+    }
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(r, &json);
+    a->response = json;
+    return a;
+  }
+  std::string Describe() const override { return "noisy:" + inner_->Describe(); }
+
+ private:
+  std::unique_ptr<SuspectChannel> inner_;
+  int calls_ = 0;
+};
+
+TEST_F(WhiteBoxE2eTest, InconsistentAnswersGiveNoVerdict) {
+  auto b = ReadBundle(world->bundle_path, world->key.public_key);
+  auto file = OpenModelChannel(world->victim_path);
+  ASSERT_TRUE(file.ok());
+  SometimesNoisy noisy(std::move(*file));
+  BlackBoxOptions o;
+  o.m = 20;
+  o.show_progress = false;
+  auto r = VerifyBlackBox(*b, noisy, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->stolen());
+  EXPECT_TRUE(r->answers_inconsistent());
+  EXPECT_EQ(r->verdict().rfind("inconclusive: inconsistent answers", 0), 0u) << r->verdict();
+  EXPECT_GT(r->repeat_queries(), 0);
+  EXPECT_EQ(r->queries(), 420);
+  // The honest file: every repeat agrees.
+  auto honest = OpenModelChannel(world->victim_path);
+  auto h = VerifyBlackBox(*b, **honest, o);
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->answers_inconsistent());
+  EXPECT_EQ(h->repeat_disagreements(), 0);
+  EXPECT_EQ(h->repeat_queries(), r->repeat_queries());
+  EXPECT_LT(h->max_repeat_difference(), 1e-4);
 }
 
 TEST_F(WhiteBoxE2eTest, EvidenceFilesAreCheckedBeforeWorkAndNeverOverwritten) {

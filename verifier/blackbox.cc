@@ -350,9 +350,30 @@ absl::StatusOr<bool> SetQueryStatistics(const std::vector<double>& suspect, cons
   return reject;
 }
 
+absl::Status ValidateRepeats(double share, double tolerance) {
+  if (!(share >= 0 && share <= 0.5)) return absl::InvalidArgumentError("repeat_share: must be in [0, 0.5]");
+  if (!(tolerance >= 0 && tolerance <= 1)) return absl::InvalidArgumentError("repeat_tolerance: must be in [0, 1]");
+  return absl::OkStatus();
+}
+
 absl::Status RecordQueries(const QueryClient& client, SuspectChannel& channel, const std::string& transcript_path,
                            int64_t max_queries, bool sequential, bool stopped_early, VerificationReport* r) {
   r->set_queries(client.queries());
+  r->set_repeat_queries(client.repeats());
+  r->set_repeat_disagreements(client.repeat_disagreements());
+  r->set_max_repeat_difference(client.max_repeat_difference());
+  r->set_repeat_tolerance(client.repeat_options().tolerance);
+  if (client.repeat_disagreements() > 0) {
+    // The same image answered two ways: the answers cannot be evidence either way.
+    r->set_answers_inconsistent(true);
+    r->set_stolen(false);
+    r->set_verdict(absl::StrFormat(
+        "inconclusive: inconsistent answers (%d of %d repeated images answered differently, up to %.3g apart in "
+        "probability, tolerance %.3g); no verdict is drawn from them",
+        client.repeat_disagreements(), client.repeats(), client.max_repeat_difference(), client.repeat_options().tolerance));
+  } else if (client.repeats() == 0 && client.repeat_options().share > 0 && !channel.CanRepeat()) {
+    r->add_warnings("offline answers hold one answer per image: whether the suspect answers consistently was not tested");
+  }
   r->set_max_queries(max_queries);
   r->set_sequential(sequential);
   r->set_stopped_early(stopped_early);
@@ -387,6 +408,7 @@ absl::Status ValidateOptions(const BlackBoxOptions& o) {
   if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0 (0 = every sample's queries)");
   if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
   if (o.pairs_per_round < 1) return absl::InvalidArgumentError("pairs_per_round: must be >= 1");
+  MOVE_RETURN_IF_ERROR(ValidateRepeats(o.repeat_share, o.repeat_tolerance));
   if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
     return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
   }
@@ -498,7 +520,8 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
     MOVE_ASSIGN_OR_RETURN(TranscriptWriter w, TranscriptWriter::Create(o.transcript_path));
     transcript.emplace(std::move(w));
   }
-  QueryClient client(channel, transcript ? &*transcript : nullptr, k, o.images_per_request, o.accept_logits);
+  QueryClient client(channel, transcript ? &*transcript : nullptr, k, o.images_per_request, o.accept_logits,
+                     RepeatOptions{o.repeat_share, o.repeat_tolerance, o.seed});
 
   BettingTest betting(o.alpha);
   std::vector<double> suspect_scores, paired_ref;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <thread>
 #include <vector>
 
@@ -148,19 +149,46 @@ absl::Status TranscriptWriter::Add(const std::string& json_line) {
 }
 
 absl::StatusOr<at::Tensor> QueryClient::Ask(const at::Tensor& images) {
+  constexpr size_t kPool = 512;
   std::vector<at::Tensor> parts;
   for (int64_t s = 0; s < images.size(0); s += per_request_) {
     const at::Tensor batch = images.narrow(0, s, std::min(per_request_, images.size(0) - s));
+    const int64_t len = batch.size(0);
+    // Repeats: images asked before (or, for the very first request, in this one), at random
+    // positions among the new ones, so they look like any other query.
+    int64_t r = 0;
+    std::vector<int64_t> from_pool;  // pool index, or -1 - i for batch image i
+    if (repeats_.share > 0 && channel_.CanRepeat()) {
+      r = std::max<int64_t>(1, static_cast<int64_t>(std::llround(repeats_.share * len)));
+      for (int64_t j = 0; j < r; ++j) {
+        if (pool_.empty()) {
+          from_pool.push_back(-1 - static_cast<int64_t>(rng_() % static_cast<uint64_t>(len)));
+        } else {
+          from_pool.push_back(static_cast<int64_t>(rng_() % pool_.size()));
+        }
+      }
+    }
+    std::vector<at::Tensor> sent_parts = {batch};
+    for (int64_t idx : from_pool) {
+      sent_parts.push_back((idx >= 0 ? pool_[idx].first : batch[-1 - idx]).unsqueeze(0));
+    }
+    at::Tensor sent = torch::cat(sent_parts);
+    std::vector<int64_t> order(len + r);
+    std::iota(order.begin(), order.end(), 0);
+    if (r > 0) std::shuffle(order.begin(), order.end(), rng_);
+    const at::Tensor order_t = torch::tensor(order, torch::kInt64);
+    sent = sent.index_select(0, order_t);
+
     TranscriptEntry e;
     e.set_request(requests_++);
     e.set_time(absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
     e.set_channel(channel_.Describe());
-    for (int64_t i = 0; i < batch.size(0); ++i) e.add_image_sha256(core::TensorSha256(batch[i].contiguous()));
+    for (int64_t i = 0; i < sent.size(0); ++i) e.add_image_sha256(core::TensorSha256(sent[i].contiguous()));
     const auto t0 = std::chrono::steady_clock::now();
-    absl::StatusOr<ChannelAnswer> answer = channel_.Predict(batch);
+    absl::StatusOr<ChannelAnswer> answer = channel_.Predict(sent);
     e.set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (!answer.ok()) return answer.status();
-    queries_ += batch.size(0);
+    queries_ += len;
     e.set_response(answer->response);
     e.set_response_sha256(core::Sha256Hex(answer->response));
     e.set_status(answer->status);
@@ -172,9 +200,29 @@ absl::StatusOr<at::Tensor> QueryClient::Ask(const at::Tensor& images) {
       (void)google::protobuf::util::MessageToJsonString(e, &line, jo);
       MOVE_RETURN_IF_ERROR(transcript_->Add(line));
     }
-    MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, batch.size(0), k_, accept_logits_));
+    MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, sent.size(0), k_, accept_logits_));
     softmax_applied_ |= parsed.softmax_applied;
-    parts.push_back(parsed.probabilities);
+    // Back to the sent order: rows 0..len-1 answer the batch, the rest the repeats.
+    at::Tensor unshuffled = torch::empty_like(parsed.probabilities);
+    unshuffled.index_copy_(0, order_t, parsed.probabilities);
+    const at::Tensor answers = unshuffled.narrow(0, 0, len);
+    for (int64_t j = 0; j < r; ++j) {
+      const int64_t idx = from_pool[j];
+      const at::Tensor first = idx >= 0 ? pool_[idx].second : answers[-1 - idx];
+      const double d = (unshuffled[len + j] - first).abs().max().item<double>();
+      ++repeat_count_;
+      max_difference_ = std::max(max_difference_, d);
+      if (d > repeats_.tolerance) ++disagreements_;
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      if (pool_.size() < kPool) {
+        pool_.emplace_back(batch[i], answers[i].clone());
+      } else {
+        const uint64_t slot = rng_() % static_cast<uint64_t>(queries_);
+        if (slot < kPool) pool_[slot] = {batch[i], answers[i].clone()};
+      }
+    }
+    parts.push_back(answers);
   }
   return torch::cat(parts);
 }
@@ -331,31 +379,39 @@ class HttpChannel final : public SuspectChannel {
 };
 
 // Answers looked up by image SHA-256 (offline answers and transcript replay).
+// Answers looked up by image SHA-256: offline answers (one per image), and transcript replay,
+// where an image asked more than once gets its recorded answers in the order they came.
 class LookupChannel final : public SuspectChannel {
  public:
-  LookupChannel(std::string description, std::map<std::string, std::vector<float>> answers)
-      : description_(std::move(description)), answers_(std::move(answers)) {}
+  LookupChannel(std::string description, std::map<std::string, std::vector<std::vector<float>>> answers, bool can_repeat)
+      : description_(std::move(description)), answers_(std::move(answers)), can_repeat_(can_repeat) {}
   absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) override {
     PredictResponse response;
     at::Tensor x = images.to(torch::kCPU).contiguous();
     for (int64_t i = 0; i < x.size(0); ++i) {
       const std::string sha = core::TensorSha256(x[i]);
       auto it = answers_.find(sha);
-      if (it == answers_.end()) {
+      if (it == answers_.end() || it->second.empty()) {
         return absl::NotFoundError(absl::StrCat(description_, " holds no answer for query image ", sha.substr(0, 16),
                                                 "... (different bundle, m or seed?)"));
       }
-      response.add_predictions()->mutable_probabilities()->Add(it->second.begin(), it->second.end());
+      size_t& next = next_[sha];
+      const std::vector<float>& row = it->second[std::min(next, it->second.size() - 1)];
+      ++next;
+      response.add_predictions()->mutable_probabilities()->Add(row.begin(), row.end());
     }
     std::string json;
     (void)google::protobuf::util::MessageToJsonString(response, &json);
     return ChannelAnswer{json, 0, 1};
   }
   std::string Describe() const override { return description_; }
+  bool CanRepeat() const override { return can_repeat_; }
 
  private:
   std::string description_;
-  std::map<std::string, std::vector<float>> answers_;
+  std::map<std::string, std::vector<std::vector<float>>> answers_;
+  std::map<std::string, size_t> next_;
+  bool can_repeat_;
 };
 
 // "http://host[:port]/path" -> origin "http://host:port" and path.
@@ -449,12 +505,14 @@ absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenOfflineChannel(const std::st
     }
     by_sha[it->second] = std::move(p);
   }
-  return std::unique_ptr<SuspectChannel>(new LookupChannel("offline:" + answers_path, std::move(by_sha)));
+  std::map<std::string, std::vector<std::vector<float>>> one_each;
+  for (auto& [sha, row] : by_sha) one_each[sha].push_back(std::move(row));
+  return std::unique_ptr<SuspectChannel>(new LookupChannel("offline:" + answers_path, std::move(one_each), false));
 }
 
 absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenReplayChannel(const std::string& transcript_path) {
   MOVE_ASSIGN_OR_RETURN(std::string text, core::ReadFile(transcript_path));
-  std::map<std::string, std::vector<float>> by_sha;
+  std::map<std::string, std::vector<std::vector<float>>> by_sha;
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
     ++line_no;
@@ -469,10 +527,10 @@ absl::StatusOr<std::unique_ptr<SuspectChannel>> OpenReplayChannel(const std::str
     if (!google::protobuf::util::JsonStringToMessage(e.response(), &r).ok()) continue;  // recorded as received
     for (int i = 0; i < e.image_sha256_size() && i < r.predictions_size(); ++i) {
       const auto& p = r.predictions(i).probabilities();
-      by_sha[e.image_sha256(i)] = std::vector<float>(p.begin(), p.end());
+      by_sha[e.image_sha256(i)].emplace_back(p.begin(), p.end());
     }
   }
-  return std::unique_ptr<SuspectChannel>(new LookupChannel("replay:" + transcript_path, std::move(by_sha)));
+  return std::unique_ptr<SuspectChannel>(new LookupChannel("replay:" + transcript_path, std::move(by_sha), true));
 }
 
 }  // namespace move

@@ -307,5 +307,68 @@ TEST(OfflineChannelTest, RefusesUnknownIdsAndBadNumbers) {
   EXPECT_EQ(OpenOfflineChannel(dir + "/missing", dir + "/ok.csv").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Answers that depend on the image only; with `noisy`, every second request adds noise.
+class ContentChannel final : public SuspectChannel {
+ public:
+  explicit ContentChannel(bool noisy) : noisy_(noisy) {}
+  absl::StatusOr<ChannelAnswer> Predict(const at::Tensor& images) override {
+    at::Tensor logits = images.flatten(1).narrow(1, 0, 10) * 5;
+    if (noisy_ && (calls_ % 2 == 1)) logits = logits + torch::randn(logits.sizes(), at::make_generator<at::CPUGeneratorImpl>(calls_));
+    ++calls_;
+    return ChannelAnswer{EncodeResponse(torch::softmax(logits, 1)), 200, 1};
+  }
+  std::string Describe() const override { return "content"; }
+
+ private:
+  bool noisy_;
+  int calls_ = 0;
+};
+
+at::Tensor Many(int n) { return torch::rand({n, 1, 4, 4}, at::make_generator<at::CPUGeneratorImpl>(9)); }
+
+TEST(QueryClientTest, RepeatsAreExtraShuffledInAndConsistentForAnHonestSuspect) {
+  ContentChannel honest(false);
+  const std::string path = TempDir() + "/repeats.jsonl";
+  std::remove(path.c_str());
+  auto t = TranscriptWriter::Create(path);
+  ASSERT_TRUE(t.ok());
+  QueryClient client(honest, &*t, 10, 40, false, RepeatOptions{0.05, 0.01, 3});
+  auto p = client.Ask(Many(200));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->size(0), 200);
+  EXPECT_EQ(client.queries(), 200);   // repeats are not counted as queries
+  EXPECT_EQ(client.repeats(), 10);    // 2 per request of 40
+  EXPECT_EQ(client.repeat_disagreements(), 0);
+  EXPECT_LT(client.max_repeat_difference(), 1e-6);
+  // The answers are those of the images asked, in order, whatever was shuffled in.
+  ContentChannel direct(false);
+  auto want = ParseAnswers((*direct.Predict(Many(200))).response, 200, 10, false);
+  EXPECT_TRUE(torch::allclose(*p, want->probabilities, 1e-6, 1e-6));
+}
+
+TEST(QueryClientTest, AnInconsistentSuspectIsCaughtAndTheReplayReproducesIt) {
+  ContentChannel noisy(true);
+  const std::string path = TempDir() + "/noisy.jsonl";
+  std::remove(path.c_str());
+  {
+    auto t = TranscriptWriter::Create(path);
+    QueryClient client(noisy, &*t, 10, 40, false, RepeatOptions{0.05, 0.01, 3});
+    ASSERT_TRUE(client.Ask(Many(200)).ok());
+    EXPECT_GT(client.repeat_disagreements(), 0);
+    EXPECT_GT(client.max_repeat_difference(), 0.01);
+  }
+  auto replay = OpenReplayChannel(path);
+  ASSERT_TRUE(replay.ok());
+  ContentChannel again(true);
+  QueryClient original(again, nullptr, 10, 40, false, RepeatOptions{0.05, 0.01, 3});
+  QueryClient replayed(**replay, nullptr, 10, 40, false, RepeatOptions{0.05, 0.01, 3});
+  auto a = original.Ask(Many(200));
+  auto b = replayed.Ask(Many(200));
+  ASSERT_TRUE(a.ok() && b.ok()) << b.status();
+  EXPECT_TRUE(torch::allclose(*a, *b, 1e-5, 1e-6));
+  EXPECT_EQ(replayed.repeat_disagreements(), original.repeat_disagreements());
+  EXPECT_NEAR(replayed.max_repeat_difference(), original.max_repeat_difference(), 1e-5);
+}
+
 }  // namespace
 }  // namespace move::verifier_internal

@@ -489,6 +489,7 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
   if (o.fingerprints < 0) return absl::InvalidArgumentError("fingerprints: must be >= 0 (0 = all)");
   if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0");
   if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
+  MOVE_RETURN_IF_ERROR(ValidateRepeats(o.repeat_share, o.repeat_tolerance));
   if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
     return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
   }
@@ -547,7 +548,8 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
     MOVE_ASSIGN_OR_RETURN(TranscriptWriter w, TranscriptWriter::Create(o.transcript_path));
     transcript.emplace(std::move(w));
   }
-  QueryClient client(channel, transcript ? &*transcript : nullptr, k, o.images_per_request, o.accept_logits);
+  QueryClient client(channel, transcript ? &*transcript : nullptr, k, o.images_per_request, o.accept_logits,
+                     RepeatOptions{o.repeat_share, o.repeat_tolerance, o.seed});
   // Order: fixed mode asks everything in one shuffled round; sequential one fingerprint a round.
   std::vector<at::Tensor> rounds;
   if (!o.sequential) {
@@ -659,8 +661,9 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
     EvidenceLine* l = c.add_lines();
     l->set_name(LineName(r));
     l->set_verdict(r.verdict());
-    l->set_usable(r.classifier_sound() && r.suspect_in_range());
-    if (!r.classifier_sound()) l->set_note("its classifier failed the soundness check: enters with p = 1");
+    l->set_usable(r.classifier_sound() && r.suspect_in_range() && !r.answers_inconsistent());
+    if (r.answers_inconsistent()) l->set_note("the suspect answered repeated images inconsistently: enters with p = 1");
+    else if (!r.classifier_sound()) l->set_note("its classifier failed the soundness check: enters with p = 1");
     else if (!r.suspect_in_range()) l->set_note("the suspect is outside its range check: enters with p = 1");
     if (l->usable()) {
       ++usable;

@@ -133,8 +133,13 @@ absl::StatusOr<bool> SetQueryStatistics(const std::vector<double>& suspect, cons
                                         const std::string& fixed_test_suffix, bool budget_stop, int64_t max_queries,
                                         double alpha, VerificationReport* r);
 
+// kInvalidArgument unless repeat share is in [0, 0.5] and tolerance in [0, 1].
+absl::Status ValidateRepeats(double share, double tolerance);
+
 // The query record of such a report: queries and cap, mode, channel, softmax warning, the
-// transcript's path and SHA-256 (when `transcript_path` is not empty) and the suspect's hash.
+// transcript's path and SHA-256 (when `transcript_path` is not empty), the suspect's hash and
+// the consistency repeats; a client that saw a repeated image answered beyond its tolerance
+// makes the report "inconclusive: inconsistent answers" whatever it said before.
 absl::Status RecordQueries(const QueryClient& client, SuspectChannel& channel, const std::string& transcript_path,
                            int64_t max_queries, bool sequential, bool stopped_early, VerificationReport* r);
 
