@@ -243,7 +243,7 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
     };
     ASSERT_EQ(run(absl::StrCat("--mode=fingerprint --suspect=", victim_path, " --fingerprints=10 --report=", report)), 0);
     std::string text = Slurp(out);
-    EXPECT_NE(text.find("UAP fingerprint verification of file:"), std::string::npos) << text;
+    EXPECT_NE(text.find("UAP fingerprint verification of sandbox:"), std::string::npos) << text;
     EXPECT_NE(text.find("queries:        200"), std::string::npos) << text;
     EXPECT_NE(text.find("agreement:      suspect answers as the victim did on 100.0% of the points and 100.0% of the "
                         "UAP-perturbed points"),

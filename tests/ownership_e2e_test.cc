@@ -650,7 +650,11 @@ TEST_F(WhiteBoxE2eTest, BlackBoxOverHttpMatchesTheFileAndSequentialStops) {
   // The wire carries exact 8-bit images and float32 probabilities: identical evidence.
   EXPECT_EQ(over_http->p_value(), local->p_value());
   EXPECT_EQ(over_http->delta_mu(), local->delta_mu());
-  EXPECT_EQ((*server)->images_served(), 1260);
+  // 1,260 queries plus the consistency repeats shuffled in.
+  EXPECT_EQ(over_http->queries(), 1260);
+  EXPECT_GT(over_http->repeat_queries(), 0);
+  EXPECT_EQ((*server)->images_served(), 1260 + over_http->repeat_queries());
+  EXPECT_EQ(over_http->repeat_disagreements(), 0);
   EXPECT_EQ(over_http->suspect_channel(), (*server)->url());
 
   // Sequential: never more than the cap; stops early when decisive.
