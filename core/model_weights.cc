@@ -722,7 +722,9 @@ absl::StatusOr<ModelWeights> ReadSafetensors(const std::string& bytes) {
   w.format = "safetensors";
   // Struct's map is unordered: order the tensors by their offsets, as the file lays them out.
   std::vector<std::tuple<uint64_t, std::string, at::Tensor>> found;
-  for (const auto& [name, v] : header.fields()) {
+  for (const auto& field : header.fields()) {
+    const std::string& name = field.first;
+    const google::protobuf::Value& v = field.second;
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& why) {
       return absl::InvalidArgumentError(absl::StrCat("safetensors tensor '", name, "': ", why));

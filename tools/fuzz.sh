@@ -24,7 +24,8 @@ if [ "${#TARGETS[@]}" -eq 0 ]; then
   TARGETS=(bundle_fuzzer weights_fuzzer answers_fuzzer transcript_fuzzer dataset_fuzzer)
 fi
 WORK="${MOVE_FUZZ_DIR:-${TMPDIR:-/tmp}/move-fuzz}"
-OUTPUT_BASE="${MOVE_FUZZ_OUTPUT_BASE:-$HOME/.cache/move-fuzz-bazel}"
+# One output base per checkout (Bazel ties an output base to its workspace).
+OUTPUT_BASE="${MOVE_FUZZ_OUTPUT_BASE:-$HOME/.cache/move-fuzz-bazel/$(pwd | sha256sum | cut -c1-16)}"
 BAZEL=(bazel --output_base="$OUTPUT_BASE")
 labels=()
 for t in "${TARGETS[@]}"; do labels+=("//tests/fuzz:$t"); done
