@@ -85,15 +85,21 @@ absl::Status WriteViaTempFile(const std::string& path,
   return status;
 }
 
+namespace {
+
+absl::Status WriteContents(const std::string& tmp, absl::string_view contents) {
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp));
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  out.flush();
+  if (!out) return absl::DataLossError(absl::StrCat("write error on ", tmp));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
-  return WriteViaTempFile(path, [&](const std::string& tmp) -> absl::Status {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp));
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) return absl::DataLossError(absl::StrCat("write error on ", tmp));
-    return absl::OkStatus();
-  });
+  return WriteViaTempFile(path, [&](const std::string& tmp) { return WriteContents(tmp, contents); });
 }
 
 absl::Status WriteNewFileAtomically(const std::string& path, absl::string_view contents) {
@@ -102,14 +108,7 @@ absl::Status WriteNewFileAtomically(const std::string& path, absl::string_view c
     return absl::AlreadyExistsError(absl::StrCat(path, " already exists; it is not overwritten"));
   }
   const std::string tmp = TempPathFor(path);
-  absl::Status status = [&]() -> absl::Status {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp));
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) return absl::DataLossError(absl::StrCat("write error on ", tmp));
-    return absl::OkStatus();
-  }();
+  absl::Status status = WriteContents(tmp, contents);
   if (status.ok()) status = FsyncPath(tmp);
   if (status.ok() && ::link(tmp.c_str(), path.c_str()) != 0) {
     status = errno == EEXIST ? absl::AlreadyExistsError(absl::StrCat(path, " already exists; it is not overwritten"))
