@@ -38,6 +38,12 @@ class Server final : public PredictionServer {
     http_.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("{\"status\":\"ok\"}", "application/json");
     });
+    // Whatever escapes a handler: a plain 500, never the exception's text (which may carry a
+    // LibTorch backtrace) in a header.
+    http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      res.status = 500;
+      res.set_content(ErrorJson("internal error"), "application/json");
+    });
     port_ = options_.port == 0 ? http_.bind_to_any_port(options_.host)
                                : (http_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
     if (port_ <= 0) {
@@ -79,6 +85,15 @@ class Server final : public PredictionServer {
     if (shape.size() != 3 || shape[0] <= 0 || shape[1] <= 0 || shape[2] <= 0) {
       return fail(400, "shape must be [channels, height, width]");
     }
+    // At most 2^24 values per image (a 4096 x 4096 colour image is 50M): larger shapes are
+    // refused before anything is allocated.
+    constexpr int64_t kMaxValues = int64_t{1} << 24;
+    if (shape[0] > kMaxValues || shape[1] > kMaxValues || shape[2] > kMaxValues ||
+        static_cast<int64_t>(shape[0]) * shape[1] > kMaxValues ||
+        static_cast<int64_t>(shape[0]) * shape[1] * shape[2] > kMaxValues) {
+      return fail(413, absl::StrCat("shape [", shape[0], ", ", shape[1], ", ", shape[2], "] exceeds ", kMaxValues,
+                                    " values per image"));
+    }
     const int64_t per = static_cast<int64_t>(shape[0]) * shape[1] * shape[2];
     at::Tensor images = torch::empty({n, shape[0], shape[1], shape[2]});
     float* out = images.data_ptr<float>();
@@ -93,6 +108,7 @@ class Server final : public PredictionServer {
       for (int64_t j = 0; j < per; ++j) {
         const float v = im.values(j);
         if (!std::isfinite(v)) return fail(400, absl::StrCat("instance ", i, ": non-finite value"));
+        if (v < 0 || v > 1) return fail(400, absl::StrCat("instance ", i, ": pixel value ", v, " outside [0, 1]"));
         out[i * per + j] = v;
       }
     }
@@ -103,13 +119,14 @@ class Server final : public PredictionServer {
       if (logits.dim() != 2 || logits.size(0) != n) {
         return absl::InternalError("the model's output is not N x K");
       }
+      if (!torch::isfinite(logits).all().item<bool>()) return absl::InternalError("the model's output is not finite");
       if (options_.output == "logits") return logits.contiguous();
       if (options_.output == "labels") {
         return torch::zeros_like(logits).scatter_(1, logits.argmax(1, true), 1.0).contiguous();
       }
       return torch::softmax(logits, 1).contiguous();
     });
-    if (!outputs.ok()) return fail(400, std::string(outputs.status().message()));
+    if (!outputs.ok()) return fail(absl::IsInternal(outputs.status()) ? 500 : 400, std::string(outputs.status().message()));
     PredictResponse response;
     const int64_t k = outputs->size(1);
     const float* p = outputs->data_ptr<float>();
