@@ -804,7 +804,8 @@ absl::StatusOr<ModelWeights> ReadModelWeights(const std::string& path, const Rea
   return w;
 }
 
-absl::StatusOr<torch::jit::Module> ModelFromWeights(const ModelSpec& spec, const ModelWeights& weights, c10::Device device) {
+absl::StatusOr<torch::jit::Module> ModelFromWeights(const ModelSpec& spec, const ModelWeights& weights, c10::Device device,
+                                                    std::vector<std::string>* unused) {
   MOVE_ASSIGN_OR_RETURN(torch::jit::Module model, CreateModel(spec));
   return core::GuardTorch("loading weights into the SDK's model", [&]() -> absl::StatusOr<torch::jit::Module> {
     std::map<std::string, at::Tensor> given;
@@ -842,7 +843,9 @@ absl::StatusOr<torch::jit::Module> ModelFromWeights(const ModelSpec& spec, const
     for (const auto& [n, t] : given) {
       if (!used.count(n)) extra.push_back(n);
     }
-    if (!extra.empty()) {
+    if (unused != nullptr) {
+      *unused = extra;
+    } else if (!extra.empty()) {
       if (extra.size() > 3) extra.resize(3);
       return absl::FailedPreconditionError(absl::StrCat("the weights hold tensors ", arch, " does not have: ",
                                                         absl::StrJoin(extra, ", ")));

@@ -261,6 +261,10 @@ TEST(ModelWeightsTest, WeightsThatDoNotFitTheArchitectureAreNamed) {
   auto re = ModelFromWeights(Cnn(), extra);
   EXPECT_EQ(re.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(re.status().message().find("backdoor_trigger"), std::string::npos);
+  std::vector<std::string> unused;
+  auto lenient = ModelFromWeights(Cnn(), extra, c10::Device(c10::kCPU), &unused);
+  ASSERT_TRUE(lenient.ok()) << lenient.status();
+  EXPECT_EQ(unused, std::vector<std::string>{"backdoor_trigger"});
   ModelWeights nan = *w;
   nan.tensors[0].second = nan.tensors[0].second.clone().fill_(std::nan(""));
   EXPECT_EQ(ModelFromWeights(Cnn(), nan).status().code(), absl::StatusCode::kInvalidArgument);

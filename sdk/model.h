@@ -105,11 +105,13 @@ absl::StatusOr<ModelWeights> ReadModelWeights(const std::string& path, const Rea
 
 // Builds the SDK's own model of `spec` (CreateModel) and copies `weights` into its parameters
 // and buffers by name (a "module." prefix from DataParallel is dropped), so the result runs the
-// SDK's graph, never the file's code. kFailedPrecondition when a tensor is missing, extra or
-// of another shape; kInvalidArgument for NaN or infinite weights. The model is in eval mode on
-// `device`.
+// SDK's graph, never the file's code. kFailedPrecondition when a tensor is missing or of
+// another shape; tensors the architecture does not have are kFailedPrecondition too unless
+// `unused` is given, which then receives their names (they cannot affect the SDK's graph).
+// kInvalidArgument for NaN or infinite weights. The model is in eval mode on `device`.
 absl::StatusOr<torch::jit::Module> ModelFromWeights(const ModelSpec& spec, const ModelWeights& weights,
-                                                    c10::Device device = c10::Device(c10::kCPU));
+                                                    c10::Device device = c10::Device(c10::kCPU),
+                                                    std::vector<std::string>* unused = nullptr);
 
 // Runs `model` in eval mode without gradients over `images` (N x C x H x W, any device) in
 // batches and returns the N x K softmax probabilities on the CPU. The model's previous

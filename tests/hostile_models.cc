@@ -12,13 +12,15 @@
 
 namespace move::testing {
 
-absl::Status SaveModule(const std::string& path, const std::string& body, const torch::jit::Module* weights_from) {
+absl::Status SaveModule(const std::string& path, const std::string& body, const torch::jit::Module* weights_from,
+                        const std::string& extra_buffer) {
   try {
     torch::jit::Module m(c10::QualifiedName({"__torch__", "suspect", "Model"}));
     if (weights_from != nullptr) {
       for (const auto& p : weights_from->named_parameters(false)) m.register_parameter(p.name, p.value.detach().clone(), false);
       for (const auto& b : weights_from->named_buffers(false)) m.register_buffer(b.name, b.value.clone());
     }
+    if (!extra_buffer.empty()) m.register_buffer(extra_buffer, torch::ones({7}));
     m.define(absl::StrCat("def forward(self, x):\n", body));
     return SaveModel(m, path);
   } catch (const std::exception& e) {

@@ -14,8 +14,10 @@ namespace move::testing {
 
 // Saves a TorchScript module whose forward(self, x) body is `body` (indented 4 spaces per
 // line, without the def line). With `weights_from`, the module carries that module's
-// parameters and buffers under the same names (a suspect with a victim's exact weights).
-absl::Status SaveModule(const std::string& path, const std::string& body, const torch::jit::Module* weights_from = nullptr);
+// parameters and buffers under the same names (a suspect with a victim's exact weights);
+// `extra_buffer` adds one more buffer of that name that the victim's architecture lacks.
+absl::Status SaveModule(const std::string& path, const std::string& body, const torch::jit::Module* weights_from = nullptr,
+                        const std::string& extra_buffer = "");
 
 // forward bodies for 10-class models on N x C x H x W inputs.
 std::string ReadsFileBody(const std::string& victim_file);    // maps a file and leaks a byte of it

@@ -809,7 +809,8 @@ TEST_F(WhiteBoxE2eTest, HostileSuspectsNeverRunWithTheExaminersRights) {
       "        y = torch.roll(y, 1, 1)\n",
       "    return y\n");
   const std::string hostile = TempDir() + "/hostile_victim.pt";
-  ASSERT_TRUE(testing::SaveModule(hostile, body, &*victim).ok());
+  // An extra buffer the architecture lacks must not let it slip out of white-box examination.
+  ASSERT_TRUE(testing::SaveModule(hostile, body, &*victim, "hidden_trigger").ok());
   std::string out, err;
   // White-box: the same verdict as the victim's, from the weights alone; nothing touched.
   ASSERT_EQ(RunCli(absl::StrCat("--bundle=", world->bundle_path, " --suspect=", hostile), &out, &err), 0) << err;
@@ -820,6 +821,7 @@ TEST_F(WhiteBoxE2eTest, HostileSuspectsNeverRunWithTheExaminersRights) {
   EXPECT_EQ(verdict(out), verdict(victim_out));
   EXPECT_EQ(pline(out), pline(victim_out));
   EXPECT_NE(out.find("weights read without running its code"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 tensors cnn does not have (hidden_trigger); they were ignored"), std::string::npos) << out;
   EXPECT_EQ(Slurp(key), key_before);
   EXPECT_EQ(Slurp(other), "ORIGINAL-EVIDENCE-BYTES");
 

@@ -92,7 +92,7 @@ absl::StatusOr<MatchedSuspect> MatchArchitecture(const BundleContents& c, const 
     MOVE_ASSIGN_OR_RETURN(m.spec, ParseModelSpec(candidate.architecture()));
     m.spec.in_channels = candidate.in_channels();
     m.spec.num_classes = candidate.num_classes();
-    absl::StatusOr<torch::jit::Module> model = ModelFromWeights(m.spec, weights, device);
+    absl::StatusOr<torch::jit::Module> model = ModelFromWeights(m.spec, weights, device, &m.unused);
     if (model.ok()) {
       m.verifier = &candidate;
       m.model = *model;
@@ -595,6 +595,12 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
   const ArchitectureVerifier* v = matched.verifier;
   torch::jit::Module suspect = matched.model;
   const ModelSpec spec = matched.spec;
+  std::string unused_warning;
+  if (!matched.unused.empty()) {
+    unused_warning = absl::StrCat("the suspect's file holds ", matched.unused.size(), " tensors ", v->architecture(),
+                                  " does not have (", matched.unused.front(), matched.unused.size() > 1 ? ", ..." : "",
+                                  "); they were ignored: the figures come from the architecture's own tensors");
+  }
   MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, v->features().max_units()));
   const std::string kind = v->features().kind();
   if (kind != kSignKind && kind != kRelativeKind) {
@@ -661,6 +667,7 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
       r.set_reference_compatible_delta_mu(rc->mean_delta_mu);
     }
   }
+  if (!unused_warning.empty()) r.add_warnings(unused_warning);
   r.set_suspect_sha256(weights.sha256);
   r.set_suspect_format(weights.format);
   r.set_suspect_path(suspect_path);

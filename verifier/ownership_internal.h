@@ -48,11 +48,13 @@ struct MatchedSuspect {
   const ArchitectureVerifier* verifier = nullptr;
   ModelSpec spec;
   torch::jit::Module model;
+  // Tensors of the file the architecture does not have (ignored; reported).
+  std::vector<std::string> unused;
 };
 
-// The first of the bundle's architectures whose SDK model takes `weights` exactly (every
-// parameter and buffer by name and shape, nothing left over), with the weights loaded on
-// `device`. kFailedPrecondition naming the architectures and why the first did not fit when
+// The first of the bundle's architectures whose SDK model finds all its parameters and
+// buffers in `weights` by name and shape (extra tensors are listed in `unused`), with the
+// weights loaded on `device`. kFailedPrecondition naming the architectures and why the first did not fit when
 // none does; kInvalidArgument for unusable weights (NaN, non-float).
 absl::StatusOr<MatchedSuspect> MatchArchitecture(const BundleContents& c, const ModelWeights& weights, c10::Device device);
 
