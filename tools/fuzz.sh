@@ -40,9 +40,9 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   cp testdata/fuzz/"$t"/* "$corpus"/
   log="$WORK/$t.log"
-  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 OMP_NUM_THREADS=1 TMPDIR="$WORK" \
+  (cd "$WORK" && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 OMP_NUM_THREADS=1 TMPDIR="$WORK" \
     "$BIN/tests/fuzz/$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
-    -jobs="$JOBS" -workers="$JOBS" -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" > "$log" 2>&1
+    -jobs="$JOBS" -workers="$JOBS" -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus") > "$log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
   crashes=$(find "$artifacts" -type f | wc -l)
