@@ -26,7 +26,8 @@
 // (no file or network access, no new processes, --suspect_memory_mb, --suspect_cpu_seconds,
 // --timeout_ms per request).
 //
-// Prints a human summary and writes the JSON report (atomically) to --report. Exit status 0
+// Prints a human summary and writes the JSON report (atomically) to --report; move_report
+// renders it as the legal report (HTML and PDF). Exit status 0
 // when the examination ran, whatever the verdict; 1 with one readable line on stderr when it
 // could not run (bad flags or inputs); 3 when the examination failed because of the suspect
 // ("examination failed: ..."; no verdict).
@@ -103,6 +104,32 @@ ABSL_FLAG(bool, reference_compatible, false,
           "Also report the reference code's 40 x (m = 10) harmonic-mean p (for comparison with published numbers only).");
 
 namespace {
+
+// The exact command line, recorded in every report (chain of custody; the legal report's
+// "how to reproduce").
+std::vector<std::string>& CommandLine() {
+  static std::vector<std::string> argv;
+  return argv;
+}
+
+void Stamp(move::VerificationReport* r) {
+  r->clear_command_line();
+  for (const std::string& a : CommandLine()) r->add_command_line(a);
+}
+
+// A combined verdict: the command line, and the span of its lines' examinations.
+void Stamp(move::CombinedVerdict* c) {
+  c->clear_command_line();
+  for (const std::string& a : CommandLine()) c->add_command_line(a);
+  for (move::VerificationReport& r : *c->mutable_reports()) {
+    Stamp(&r);
+    // RFC 3339 UTC strings of one format order as their times.
+    if (c->started_at().empty() || (!r.started_at().empty() && r.started_at() < c->started_at())) {
+      c->set_started_at(r.started_at());
+    }
+    if (r.finished_at() > c->finished_at()) c->set_finished_at(r.finished_at());
+  }
+}
 
 absl::Status WriteOrPrintJson(const std::string& json) {
   if (absl::GetFlag(FLAGS_report).empty()) {
@@ -247,8 +274,13 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
 // Prints the combined verdict and writes it (or the single report when there is one line).
 absl::Status Finish(const move::OpenedBundle& bundle, const move::VerificationReport& move_report) {
   MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle));
-  if (!fp) return WriteOrPrintJson(move::ReportToJson(move_report));
+  if (!fp) {
+    move::VerificationReport r = move_report;
+    Stamp(&r);
+    return WriteOrPrintJson(move::ReportToJson(r));
+  }
   MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence({move_report, *fp}, absl::GetFlag(FLAGS_alpha)));
+  Stamp(&c);
   std::printf("Combined verdict (Holm over %d lines, alpha %.3g)\n", c.lines_size(), c.alpha());
   std::printf("  verdict:        %s%s\n", c.verdict().c_str(),
               c.stolen() ? absl::StrCat(" (carried by ", c.decided_by(), ")").c_str() : "");
@@ -413,6 +445,7 @@ absl::Status Run() {
   if (mode == "blackbox") return RunBlackBox(bundle);
   if (mode == "fingerprint") {
     MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle, /*alone=*/true));
+    Stamp(&*fp);
     return WriteOrPrintJson(move::ReportToJson(*fp));
   }
   move::VerifyOptions options;
@@ -456,6 +489,7 @@ int main(int argc, char** argv) {
       "move_verify --bundle=B --suspect=model.pt [--report=out.json]\n"
       "  or --mode=blackbox --bundle=B (--suspect=model.pt | --endpoint=URL | --export_queries=DIR | "
       "--queries=DIR --answers=FILE | --replay=TRANSCRIPT) [--sequential]");
+  CommandLine().assign(argv, argv + argc);
   absl::ParseCommandLine(argc, argv);
   absl::Status s = Run();
   if (!s.ok()) {

@@ -16,6 +16,8 @@ PACKAGES=(
   libzip-dev libseccomp-dev
   # Tests and benchmarks.
   libgtest-dev libbenchmark-dev
+  # Printing the legal report to PDF and checking it in a real browser (headless).
+  chromium
   # The embedded default dataset.
   dataset-fashion-mnist
   # Python PyTorch for the TorchScript interop tests (/usr/bin/python3).

@@ -142,6 +142,8 @@ absl::StatusOr<at::Tensor> VerificationSubset(int64_t available, int64_t m, uint
 void Decide(bool reject, bool sound, const std::string& unsound_reason, const char* which, double type1, double type2,
             double alpha, bool warn_below_minimum, VerificationReport* r) {
   r->set_classifier_sound(sound);
+  r->set_classifier_type1_error(type1);
+  r->set_classifier_type2_error(type2);
   auto minimum = MinimumSamples(type1, type2, alpha);
   r->set_minimum_m(minimum.ok() ? *minimum : 0);
   r->set_m_below_minimum(!minimum.ok() || r->m() < *minimum);
@@ -201,7 +203,13 @@ void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string
   r->set_seed(seed);
   r->set_device(device);
   r->set_threads(NumThreads());
-  r->set_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r->set_seconds(seconds);
+  const absl::Time now = absl::Now();
+  r->set_started_at(absl::FormatTime(absl::RFC3339_sec, now - absl::Seconds(seconds), absl::UTCTimeZone()));
+  r->set_finished_at(absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()));
+  r->set_bundle_created_at(bundle.contents.created_at());
+  r->set_victim_model_sha256(bundle.contents.victim_model_sha256());
 }
 
 }  // namespace verifier_internal
@@ -726,6 +734,8 @@ absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<Benign
       sum += b.scores(static_cast<int>(i));
     }
     means.push_back(sum / std::max<size_t>(1, sample_indices.size()));
+    r->add_benign_kinds(b.kind());
+    r->add_benign_architectures(b.architecture());
   }
   MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult t, ModelLevelTest(suspect_mean, means, alpha));
   r->set_model_level_tested(true);
