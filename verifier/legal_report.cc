@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +21,7 @@
 #include <sodium.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -589,7 +589,7 @@ std::string ReproduceSection(const CombinedVerdict& c) {
   }
   if (queried != nullptr) {
     google::protobuf::RepeatedPtrField<std::string> replay;
-    for (const char* a : {"move_verify"}) replay.Add(a);
+    replay.Add("move_verify");
     replay.Add(absl::StrCat("--mode=", queried->mode()));
     replay.Add(absl::StrCat("--bundle=", bundle));
     replay.Add(absl::StrCat("--replay=", queried->transcript_path()));
@@ -886,23 +886,11 @@ namespace {
 
 constexpr char kSignatureFormat[] = "move.report_signature.v1";
 
-std::string ToHex(absl::string_view bytes) {
-  std::string hex(bytes.size() * 2 + 1, '\0');
-  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  hex.pop_back();
-  return hex;
-}
-
 absl::StatusOr<std::string> FromHex(const std::string& hex, size_t bytes, absl::string_view what) {
-  std::string out(bytes, '\0');
-  size_t len = 0;
-  const char* end = nullptr;
-  if (hex.size() != 2 * bytes ||
-      sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), bytes, hex.data(), hex.size(), nullptr, &len, &end) != 0 ||
-      len != bytes) {
+  if (hex.size() != 2 * bytes || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("signature: ", what, " is not ", bytes, " bytes of hex"));
   }
-  return out;
+  return absl::HexStringToBytes(hex);
 }
 
 void Field(std::string* s, absl::string_view key, absl::string_view value) {
@@ -951,7 +939,7 @@ absl::StatusOr<ReportSignature> SignReportFiles(const std::vector<FileToSign>& f
   g.set_examiner(o.examiner);
   g.set_case_reference(o.case_reference);
   g.set_sdk_version(kSdkVersion);
-  g.set_public_key(ToHex(key.public_key));
+  g.set_public_key(absl::BytesToHexString(key.public_key));
   g.set_signer_fingerprint(KeyFingerprint(key.public_key));
   for (const FileToSign& f : files) {
     absl::StatusOr<std::string> bytes = core::ReadFile(f.path);
@@ -965,7 +953,7 @@ absl::StatusOr<ReportSignature> SignReportFiles(const std::vector<FileToSign>& f
   unsigned char sig[crypto_sign_BYTES];
   crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(statement.data()), statement.size(),
                        reinterpret_cast<const unsigned char*>(key.secret_key.data()));
-  g.set_signature(ToHex(std::string(reinterpret_cast<const char*>(sig), sizeof(sig))));
+  g.set_signature(absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(sig), sizeof(sig))));
   return g;
 }
 
