@@ -38,7 +38,12 @@ namespace move {
 // Parses what move_verify writes: a single line's report (move.report.v1) or a combined
 // verdict (move.combined.v1). A single report comes back as a CombinedVerdict with no `lines`,
 // `format` "move.report.v1" and the report as its one entry of `reports`. kInvalidArgument
-// naming the problem for anything else (not JSON, unknown fields, another format, no report).
+// naming the problem for anything else (not JSON, unknown fields, another format, no report),
+// for a figure that is not a finite number, and for a record whose decision does not follow
+// from its own figures: "stolen" with a p-value above alpha, a failed soundness or range check,
+// a model-level test that did not reject, Holm rejections that do not match `decided_by` or
+// the thresholds, a p-value that disagrees with its log10. The page never states a finding
+// its own numbers contradict.
 absl::StatusOr<CombinedVerdict> ParseVerdictJson(absl::string_view json);
 
 struct LegalReportOptions {

@@ -1,5 +1,6 @@
 // The legal report: parsing, escaping of hostile strings, self-containment, determinism, and
 // the examiner's signature.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -7,9 +8,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "core/files.h"
 #include "gtest/gtest.h"
 #include "sdk/bundle.h"
+#include "sdk/fingerprint.h"
 #include "sdk/ownership.h"
 #include "sdk/report.h"
 #include "tests/report_samples.h"
@@ -58,6 +61,85 @@ TEST(ParseVerdictJson, RejectsWhatIsNotAVerdict) {
     absl::StatusOr<std::string> h = RenderLegalReportHtml(bad);
     EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+// Edits that would make the page state what its own figures contradict: each is refused, naming
+// the problem, both by the parser and by the renderer.
+TEST(ParseVerdictJson, RefusesRecordsThatContradictThemselves) {
+  using Edit = void (*)(VerificationReport*);
+  const std::pair<const char*, Edit> edits[] = {
+      {"paired p-value", [](VerificationReport* r) { r->set_p_value(0.3), r->set_log10_p_value(std::log10(0.3)); }},
+      {"recorded as not rejecting", [](VerificationReport* r) { r->set_model_level_reject(false); }},
+      {"model-level test is recorded", [](VerificationReport* r) {
+         r->set_model_level_p_value(0.2), r->set_model_level_log10_p_value(std::log10(0.2));
+       }},
+      {"soundness", [](VerificationReport* r) { r->set_classifier_sound(false); }},
+      {"range check", [](VerificationReport* r) { r->set_suspect_in_range(false); }},
+      {"inconsistent answers", [](VerificationReport* r) { r->set_answers_inconsistent(true); }},
+      {"the verdict reads", [](VerificationReport* r) { r->set_verdict("not stolen"); }},
+      {"its log10", [](VerificationReport* r) { r->set_log10_p_value(-2); }},
+      {"not in [0, 1]", [](VerificationReport* r) { r->set_p_value(-1e-50); }},
+      {"alpha", [](VerificationReport* r) { r->set_alpha(0); }},
+      {"reference scores", [](VerificationReport* r) { r->add_suspect_scores(0.5); }},
+      {"benign models", [](VerificationReport* r) { r->add_benign_mean_scores(0.5); }},
+  };
+  for (const auto& [needle, edit] : edits) {
+    VerificationReport r = SampleBlackBoxReport("x");
+    ASSERT_TRUE(ParseVerdictJson(ReportToJson(r)).ok());
+    edit(&r);
+    absl::StatusOr<CombinedVerdict> v = ParseVerdictJson(ReportToJson(r));
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument) << needle;
+    EXPECT_TRUE(absl::StrContains(v.status().message(), needle)) << needle << ": " << v.status();
+    EXPECT_EQ(RenderLegalReportHtml(ReportToJson(r)).status().code(), absl::StatusCode::kInvalidArgument) << needle;
+  }
+
+  // A combined verdict: each of its claims is checked against its lines and their reports.
+  absl::StatusOr<CombinedVerdict> good = ParseVerdictJson(SampleCombinedJson("x"));
+  ASSERT_TRUE(good.ok()) << good.status();
+  ASSERT_TRUE(good->stolen());
+  using CEdit = void (*)(CombinedVerdict*);
+  const std::pair<const char*, CEdit> cedits[] = {
+      {"lines were rejected", [](CombinedVerdict* c) { c->set_stolen(false); }},
+      {"decided_by", [](CombinedVerdict* c) { c->set_decided_by("white-box MOVE"); }},
+      {"Holm threshold", [](CombinedVerdict* c) { c->mutable_lines(1)->set_holm_threshold(0.5); }},
+      {"above its Holm threshold", [](CombinedVerdict* c) {
+         for (auto& l : *c->mutable_lines()) l.set_rejected(true);
+       }},
+      {"smaller than its report", [](CombinedVerdict* c) {
+         c->mutable_lines(0)->set_log10_p_value(-100), c->mutable_lines(0)->set_p_value(1e-100);
+       }},
+      {"marked usable", [](CombinedVerdict* c) {
+         c->mutable_reports(0)->set_stolen(false), c->mutable_reports(0)->set_verdict("inconclusive: unsound");
+         c->mutable_reports(0)->set_classifier_sound(false);
+       }},
+      {"2 lines but 1 reports", [](CombinedVerdict* c) { c->mutable_reports()->RemoveLast(); }},
+      {"line 1", [](CombinedVerdict* c) { c->mutable_reports(0)->set_model_level_reject(false); }},
+  };
+  for (const auto& [needle, edit] : cedits) {
+    CombinedVerdict c = *good;
+    edit(&c);
+    absl::StatusOr<CombinedVerdict> v = ParseVerdictJson(CombinedToJson(c));
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument) << needle;
+    EXPECT_TRUE(absl::StrContains(v.status().message(), needle)) << needle << ": " << v.status();
+  }
+}
+
+TEST(ParseVerdictJson, RefusesNonFiniteFigures) {
+  std::string json = ReportToJson(SampleBlackBoxReport("x"));
+  for (const char* bad : {"\"NaN\"", "\"Infinity\"", "\"-Infinity\""}) {
+    std::string j = json;
+    const size_t at = j.find("\"delta_mu\":");
+    ASSERT_NE(at, std::string::npos);
+    const size_t end = j.find_first_of(",}", at);
+    j.replace(at, end - at, absl::StrCat("\"delta_mu\":", bad));
+    absl::StatusOr<CombinedVerdict> v = ParseVerdictJson(j);
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StrContains(v.status().message(), "delta_mu is not a finite number")) << v.status();
+  }
+  VerificationReport r = SampleBlackBoxReport("x");
+  r.set_suspect_scores(3, std::nan(""));
+  absl::StatusOr<CombinedVerdict> v = ParseVerdictJson(ReportToJson(r));
+  EXPECT_TRUE(absl::StrContains(v.status().message(), "suspect_scores[3] is not a finite number")) << v.status();
 }
 
 TEST(RenderLegalReportHtml, HostileStringsNeverBecomeMarkup) {

@@ -81,9 +81,9 @@ VerificationReport SampleBlackBoxReport(const std::string& hostile) {
   FillScores(&r, 100, 0.86, 0.21, 7);
   FillBenign(&r, 0.22);
   r.set_p_value(3.2e-41);
-  r.set_log10_p_value(-40.49);
+  r.set_log10_p_value(std::log10(3.2e-41));
   r.set_model_level_p_value(1.7e-7);
-  r.set_model_level_log10_p_value(-6.77);
+  r.set_model_level_log10_p_value(std::log10(1.7e-7));
   r.set_model_level_t(18.4);
   r.set_model_level_reject(true);
   r.set_classifier_type1_error(0.04);
@@ -117,9 +117,9 @@ VerificationReport SampleWhiteBoxReport(const std::string& hostile) {
   FillScores(&r, 60, 0.55, 0.48, 11);
   FillBenign(&r, 0.5);
   r.set_p_value(0.004);
-  r.set_log10_p_value(-2.4);
+  r.set_log10_p_value(std::log10(0.004));
   r.set_model_level_p_value(0.31);
-  r.set_model_level_log10_p_value(-0.51);
+  r.set_model_level_log10_p_value(std::log10(0.31));
   r.set_classifier_type1_error(0.21);
   r.set_classifier_type2_error(0.18);
   r.set_minimum_m(40);

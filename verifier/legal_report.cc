@@ -653,6 +653,159 @@ footer { margin-top: 2em; color: #666; font-size: 85%; border-top: 1px solid #cc
 
 }  // namespace
 
+namespace {
+
+// Every double in the record, nested and repeated ones included, is finite: the JSON format
+// accepts "NaN" and "Infinity", which no figure of a real examination can be.
+absl::Status CheckFinite(const google::protobuf::Message& m, const std::string& where) {
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  const google::protobuf::Reflection* r = m.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    const std::string name = absl::StrCat(where, where.empty() ? "" : ".", f->name());
+    if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(m, f); ++k) {
+          if (!std::isfinite(r->GetRepeatedDouble(m, f, k))) {
+            return absl::InvalidArgumentError(absl::StrCat("verdict: ", name, "[", k, "] is not a finite number"));
+          }
+        }
+      } else if (!std::isfinite(r->GetDouble(m, f))) {
+        return absl::InvalidArgumentError(absl::StrCat("verdict: ", name, " is not a finite number"));
+      }
+    } else if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(m, f); ++k) {
+          MOVE_RETURN_IF_ERROR(CheckFinite(r->GetRepeatedMessage(m, f, k), absl::StrCat(name, "[", k, "]")));
+        }
+      } else if (r->HasField(m, f)) {
+        MOVE_RETURN_IF_ERROR(CheckFinite(r->GetMessage(m, f), name));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Contradiction(const std::string& where, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat("verdict: ", where, " contradicts itself: ", what));
+}
+
+// A p-value and its log10 describe the same number (to 0.01 decades; p may underflow to 0).
+absl::Status CheckP(double p, double log10_p, const std::string& where, const std::string& which) {
+  if (p < 0 || p > 1) return absl::InvalidArgumentError(absl::StrCat("verdict: ", where, " ", which, " ", p, " is not in [0, 1]"));
+  if (log10_p > 1e-9) {
+    return absl::InvalidArgumentError(absl::StrCat("verdict: ", where, " log10 of the ", which, " is ", log10_p, " > 0"));
+  }
+  if (p > 1e-300 && std::abs(std::log10(p) - log10_p) > 0.01) {
+    return Contradiction(where, absl::StrCat("the ", which, " ", p, " and its log10 ", log10_p, " differ"));
+  }
+  if (p == 0 && log10_p > -300) return Contradiction(where, absl::StrCat("the ", which, " is 0 but its log10 is ", log10_p));
+  return absl::OkStatus();
+}
+
+// log10 p at or below log10 alpha (what every decision in the SDK compares), with room for
+// the rounding of a JSON round trip.
+bool AtOrBelow(double log10_p, double alpha) { return log10_p <= std::log10(alpha) + 1e-9; }
+
+// A report whose recorded decision does not follow from its own figures is refused: a page that
+// says "stolen" must be what the numbers beside it say.
+absl::Status CheckReportConsistent(const VerificationReport& r, const std::string& where) {
+  if (!(r.alpha() > 0 && r.alpha() < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("verdict: ", where, " alpha ", r.alpha(), " is not in (0, 1)"));
+  }
+  MOVE_RETURN_IF_ERROR(CheckP(r.p_value(), r.log10_p_value(), where, "paired p-value"));
+  if (r.model_level_tested()) {
+    MOVE_RETURN_IF_ERROR(CheckP(r.model_level_p_value(), r.model_level_log10_p_value(), where, "model-level p-value"));
+    const bool below = AtOrBelow(r.model_level_log10_p_value(), r.alpha());
+    const bool above = r.model_level_log10_p_value() >= std::log10(r.alpha()) - 1e-9;
+    if (r.model_level_reject() ? !below : !above) {
+      return Contradiction(where, absl::StrCat("model-level p ", r.model_level_p_value(), " against alpha ", r.alpha(),
+                                               " but the model-level test is recorded as ",
+                                               r.model_level_reject() ? "rejecting" : "not rejecting"));
+    }
+    if (r.benign_mean_scores_size() > 0 && r.benign_mean_scores_size() != r.model_level_benign_models()) {
+      return Contradiction(where, absl::StrCat(r.benign_mean_scores_size(), " benign mean scores for ",
+                                               r.model_level_benign_models(), " benign models"));
+    }
+  }
+  if (r.suspect_scores_size() != r.reference_scores_size()) {
+    return Contradiction(where, absl::StrCat(r.suspect_scores_size(), " suspect scores but ", r.reference_scores_size(),
+                                             " reference scores"));
+  }
+  if ((r.verdict() == "stolen") != r.stolen()) {
+    return Contradiction(where, absl::StrCat("stolen is ", r.stolen() ? "true" : "false", " but the verdict reads '",
+                                             r.verdict(), "'"));
+  }
+  if (!r.stolen()) return absl::OkStatus();
+  if (!AtOrBelow(r.log10_p_value(), r.alpha())) {
+    return Contradiction(where, absl::StrCat("it claims theft but its paired p-value ", r.p_value(), " is above alpha ",
+                                             r.alpha()));
+  }
+  if (r.model_level_tested() && !r.model_level_reject()) {
+    return Contradiction(where, "it claims theft but its model-level test did not reject");
+  }
+  if (!r.classifier_sound()) return Contradiction(where, "it claims theft but its classifier failed the soundness check");
+  if (!r.suspect_in_range()) return Contradiction(where, "it claims theft but the suspect is outside the range check");
+  if (r.answers_inconsistent()) return Contradiction(where, "it claims theft from inconsistent answers");
+  return absl::OkStatus();
+}
+
+absl::Status CheckCombinedConsistent(const CombinedVerdict& c) {
+  if (c.rule() != "holm") return absl::InvalidArgumentError(absl::StrCat("verdict: rule '", c.rule(), "', expected holm"));
+  if (!(c.alpha() > 0 && c.alpha() < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("verdict: alpha ", c.alpha(), " is not in (0, 1)"));
+  }
+  if (c.lines_size() != c.reports_size()) {
+    return Contradiction("the combined verdict", absl::StrCat(c.lines_size(), " lines but ", c.reports_size(), " reports"));
+  }
+  MOVE_RETURN_IF_ERROR(CheckP(c.p_value(), c.log10_p_value(), "the combined verdict", "p-value"));
+  std::vector<std::string> rejected;
+  for (int i = 0; i < c.lines_size(); ++i) {
+    const EvidenceLine& l = c.lines(i);
+    const VerificationReport& r = c.reports(i);
+    const std::string where = absl::StrCat("line ", i + 1, " (", l.name(), ")");
+    MOVE_RETURN_IF_ERROR(CheckReportConsistent(r, where));
+    MOVE_RETURN_IF_ERROR(CheckP(l.p_value(), l.log10_p_value(), where, "line p-value"));
+    const bool may_be_usable = r.classifier_sound() && r.suspect_in_range() && !r.answers_inconsistent();
+    if (l.usable() && !may_be_usable) return Contradiction(where, "the line is marked usable but its report is not");
+    if (l.usable()) {
+      const double floor = std::max(r.log10_p_value(), r.model_level_tested() ? r.model_level_log10_p_value() : -1e300);
+      if (l.log10_p_value() < floor - 1e-9) {
+        return Contradiction(where, absl::StrCat("the line's p-value ", l.p_value(), " is smaller than its report's tests allow"));
+      }
+    }
+    if (!(l.holm_threshold() > 0 && l.holm_threshold() <= c.alpha() * (1 + 1e-12))) {
+      return Contradiction(where, absl::StrCat("Holm threshold ", l.holm_threshold(), " is not in (0, alpha]"));
+    }
+    if (l.rejected()) {
+      if (!l.usable()) return Contradiction(where, "an unusable line is recorded as rejected");
+      if (!AtOrBelow(l.log10_p_value(), l.holm_threshold())) {
+        return Contradiction(where, absl::StrCat("recorded as rejected but its p-value ", l.p_value(),
+                                                 " is above its Holm threshold ", l.holm_threshold()));
+      }
+      rejected.push_back(l.name());
+    }
+  }
+  if (c.stolen() != !rejected.empty()) {
+    return Contradiction("the combined verdict", absl::StrCat("stolen is ", c.stolen() ? "true" : "false", " but ",
+                                                              rejected.size(), " lines were rejected"));
+  }
+  if ((c.verdict() == "stolen") != c.stolen()) {
+    return Contradiction("the combined verdict", absl::StrCat("stolen is ", c.stolen() ? "true" : "false",
+                                                              " but the verdict reads '", c.verdict(), "'"));
+  }
+  std::vector<std::string> named = absl::StrSplit(c.decided_by(), ", ", absl::SkipEmpty());
+  std::sort(named.begin(), named.end());
+  std::sort(rejected.begin(), rejected.end());
+  if (named != rejected) {
+    return Contradiction("the combined verdict", absl::StrCat("decided_by names '", c.decided_by(), "' but the rejected lines are '",
+                                                              absl::StrJoin(rejected, ", "), "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<CombinedVerdict> ParseVerdictJson(absl::string_view json) {
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
@@ -663,6 +816,8 @@ absl::StatusOr<CombinedVerdict> ParseVerdictJson(absl::string_view json) {
       return absl::InvalidArgumentError(absl::StrCat("verdict: not a move.combined.v1 verdict (", std::string(st.message()), ")"));
     }
     if (c.reports_size() == 0) return absl::InvalidArgumentError("verdict: the combined verdict holds no report");
+    MOVE_RETURN_IF_ERROR(CheckFinite(c, ""));
+    MOVE_RETURN_IF_ERROR(CheckCombinedConsistent(c));
     return c;
   }
   VerificationReport r;
@@ -674,6 +829,8 @@ absl::StatusOr<CombinedVerdict> ParseVerdictJson(absl::string_view json) {
   if (r.format() != "move.report.v1") {
     return absl::InvalidArgumentError(absl::StrCat("verdict: format is '", r.format(), "', expected move.report.v1 or move.combined.v1"));
   }
+  MOVE_RETURN_IF_ERROR(CheckFinite(r, ""));
+  MOVE_RETURN_IF_ERROR(CheckReportConsistent(r, "the report"));
   c.set_format("move.report.v1");
   c.set_alpha(r.alpha());
   c.set_stolen(r.stolen());
