@@ -1,7 +1,7 @@
 // move_report: renders move_verify's JSON verdict as the legal report, and signs it.
 //
 //   move_report --verdict=case/verdict.json --html=case/report.html [--pdf=case/report.pdf]
-//               [--examiner="Dr. A. Examiner"] [--case="4:26-cv-0012"]
+//               [--examiner="Dr. A. Examiner"] [--case_reference="4:26-cv-0012"]
 //               [--sign_key=examiner.key] [--signature=case/report.sig.json] [--overwrite]
 //   move_report --check_signature=case/report.sig.json [--examiner_key=examiner.key.pub]
 //
