@@ -21,7 +21,7 @@ for arg in "$@"; do
   esac
 done
 if [ "${#TARGETS[@]}" -eq 0 ]; then
-  TARGETS=(bundle_fuzzer weights_fuzzer answers_fuzzer transcript_fuzzer dataset_fuzzer)
+  TARGETS=(bundle_fuzzer weights_fuzzer answers_fuzzer transcript_fuzzer dataset_fuzzer report_fuzzer)
 fi
 WORK="${MOVE_FUZZ_DIR:-${TMPDIR:-/tmp}/move-fuzz}"
 # One output base per checkout (Bazel ties an output base to its workspace).
