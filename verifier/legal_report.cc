@@ -175,6 +175,8 @@ Axis MakeAxis(std::vector<double> values, double x0, double x1) {
     lo = std::min(lo, v), hi = std::max(hi, v);
     any = true;
   }
+  // Scores on the 0-1 scale are drawn on all of it, so that distances read the same in every report.
+  if (any && lo >= 0 && hi <= 1) return Axis{0, 1, x0, x1};
   if (hi - lo < 1e-9) lo -= 0.5, hi += 0.5;
   const double pad = 0.04 * (hi - lo);
   return Axis{lo - pad, hi + pad, x0, x1};
@@ -195,7 +197,7 @@ std::string AxisTicks(const Axis& a, double y, const std::string& label) {
 // Histograms of the suspect's and the reference's scores on the same samples.
 std::string ScoreHistogram(const VerificationReport& r) {
   if (r.suspect_scores_size() == 0 && r.reference_scores_size() == 0) return "";
-  constexpr double kW = 460, kH = 230, kLeft = 40, kRight = 450, kTop = 34, kBottom = 170;
+  constexpr double kW = 460, kH = 230, kLeft = 40, kRight = 450, kTop = 58, kBottom = 170;
   std::vector<double> all(r.suspect_scores().begin(), r.suspect_scores().end());
   all.insert(all.end(), r.reference_scores().begin(), r.reference_scores().end());
   const Axis a = MakeAxis(all, kLeft, kRight);
@@ -305,10 +307,12 @@ std::string ModelLevelPlot(const VerificationReport& r) {
     const double xt = a.Map(b.threshold);
     absl::StrAppendFormat(&s, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.1f\" class=\"threshold\"/>", xt, kTop - 6, xt,
                           bottom);
-    absl::StrAppendFormat(&s, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" class=\"small\">rejects above (alpha %s)</text>",
-                          xt, kTop - 9 + 0.0, Esc(Num(r.alpha())));
+    // The label hangs away from the nearer edge, so that it is never cut off.
+    const bool right_half = xt > (kLeft + kRight) / 2;
+    absl::StrAppendFormat(&s, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"%s\" class=\"small\">rejects above (alpha %s)</text>",
+                          right_half ? xt - 4 : xt + 4, kTop - 9, right_half ? "end" : "start", Esc(Num(r.alpha())));
   }
-  s += AxisTicks(a, bottom, "mean meta-classifier score over the verification samples");
+  s += AxisTicks(a, bottom, "mean score over the verification samples");
   s += "</svg>";
   return s;
 }
@@ -860,7 +864,7 @@ absl::StatusOr<std::string> RenderLegalReportHtml(absl::string_view verdict_json
   absl::StrAppend(&s, "<header><h1>Ownership examination of a suspect model</h1>\n<p class=\"meta\">",
                   o.case_reference.empty() ? "" : absl::StrCat("Case ", Esc(o.case_reference), " &middot; "),
                   o.examiner.empty() ? "" : absl::StrCat("Examiner ", Esc(o.examiner), " &middot; "), "Examination finished ",
-                  Esc(c.finished_at().empty() ? "(time not recorded)" : c.finished_at()), " UTC &middot; MOVE SDK ",
+                  Esc(c.finished_at().empty() ? "(time not recorded)" : c.finished_at()), " &middot; MOVE SDK ",
                   Esc(c.reports(0).sdk_version()), "</p></header>\n");
   absl::StrAppend(&s, "<section class=\"finding ", FindingClass(f), "\"><h2>Finding: ", Esc(FindingWord(f)), "</h2>\n",
                   ClaimParagraph(c, f), "<p class=\"dim\">Verdict as recorded: ", Esc(c.verdict()), "</p></section>\n");
