@@ -194,6 +194,7 @@ HarnessConfig FullConfig() {
   // Query students (and independent controls) trained 10 epochs instead of 3: detection
   // against the attacker's effort.
   c.strong_attacker_epochs = 10;
+  c.robust_independents = 12;
   return c;
 }
 
@@ -215,6 +216,7 @@ HarnessConfig QuickConfig() {
   // All 60 samples: style contrast needs them at this scale (victim p 0.014 at m = 30).
   c.blackbox_m = 60;
   c.independents = 4;
+  c.robust_independents = 3;
   c.benign_rates = {0.5};
   c.attack.zero_shot_rounds = 20;
   c.attack.zero_shot_batch = 32;
@@ -247,6 +249,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   HarnessResult result;
   if (config.train_size < 100) return absl::InvalidArgumentError("train_size: must be >= 100");
   if (config.independents < 0) return absl::InvalidArgumentError("independents: must be >= 0");
+  if (config.robust_independents < 0) return absl::InvalidArgumentError("robust_independents: must be >= 0");
   MOVE_RETURN_IF_ERROR(core::MakeDirs(config.cache_dir));
   MOVE_RETURN_IF_ERROR(core::MakeDirs(config.out_dir + "/reports"));
   ModelCache cache(config.cache_dir);
@@ -650,6 +653,35 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     makers.push_back({name, "independent", false, [&, kind, seed, name]() -> absl::StatusOr<ModelCache::Entry> {
                         const ModelSpec& arch = kind == 2 ? wider_spec : kind == 3 ? other_spec : spec;
                         return train_cached(arch, kind == 0 ? clean : split, seed, name);
+                      }});
+  }
+  // Rival vendors, appearance- and style-augmented models: styles and augmentation seeds
+  // drawn from a range the bundle never uses (its decoys are seeds 800-2000 above its base).
+  const char* robust_kinds[] = {"rival vendor's MOVE model (unseen style)", "appearance-augmented",
+                                "style-augmented (3 unseen styles)"};
+  for (int i = 0; i < config.robust_independents; ++i) {
+    const int kind = i % 3;
+    const uint64_t seed = config.seed + 3000 + config.independent_seed + i;
+    const uint64_t style_seed = 60000 + 100 * (config.seed + config.independent_seed + i);
+    const std::string name = absl::StrFormat("independent %d: %s (%s)", config.independents + i + 1,
+                                             robust_kinds[kind], config.arch);
+    makers.push_back({name, "independent", false, [&, kind, seed, style_seed, name]() -> absl::StatusOr<ModelCache::Entry> {
+                        Dataset data = split;
+                        if (kind == 1) {
+                          AppearanceAugmentOptions ao;
+                          ao.seed = style_seed;
+                          MOVE_ASSIGN_OR_RETURN(data, AugmentAppearance(split, ao));
+                        } else {
+                          MOVE_ASSIGN_OR_RETURN(EmbedDatasetOptions ro, EmbedOptionsFromRecord(wm.record));
+                          ro.show_progress = false;
+                          for (int s = 0; s < (kind == 0 ? 1 : 3); ++s) {
+                            MOVE_ASSIGN_OR_RETURN(at::Tensor rs, DecoyStyleImage(style_seed + s));
+                            ro.seed = style_seed + 50 + s;
+                            MOVE_ASSIGN_OR_RETURN(EmbedResult styled, EmbedDataset(data, rs, ro));
+                            data = std::move(styled.dataset);
+                          }
+                        }
+                        return train_cached(spec, data, seed, name);
                       }});
   }
   if (config.strong_attacker_epochs > 0) {

@@ -87,6 +87,12 @@ struct HarnessConfig {
   // Independent models (never used by the bundle), spread over four kinds: owner's data with
   // another seed, the disjoint split, the wider net, the other architecture.
   int independents = 20;
+  // Independent models of the kinds a style-specific line must clear, on the disjoint split
+  // (their own data), in turn: a rival vendor's MOVE model (the watermark's engine, rate and
+  // strength towards a procedural style the bundle never saw), an appearance-augmented model
+  // (move::AugmentAppearance with an unseen seed) and a style-augmented one (three unseen
+  // procedural styles, 10% of the images each). Never used by the bundle.
+  int robust_independents = 0;
   // Stronger attackers: when > 0, extra rows train the query students (label-query,
   // logit-query, distillation on substitute data) and one independent control per kind of
   // data (owner's data, disjoint split) for this many epochs instead of the recipe's, to

@@ -44,8 +44,9 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   absl::StatusOr<HarnessResult> r = RunHarness(c);
   ASSERT_TRUE(r.ok()) << r.status();
   // source + 7 stealing + 3 stronger query students + 2 leaked-data + 3 multi-stage + 4
-  // adaptive + 4 independent + 3 control + 2 longer-trained independent rows.
-  ASSERT_EQ(r->rows.size(), 29u);
+  // adaptive + 4 independent + 3 rival-vendor / appearance- / style-augmented independent + 3
+  // control + 2 longer-trained independent rows.
+  ASSERT_EQ(r->rows.size(), 32u);
   EXPECT_EQ(r->rows[8].name, "label-query (4 epochs)");
   EXPECT_GT(r->models_trained, 20);
   const HarnessRow& victim = r->rows[0];
@@ -76,7 +77,18 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
       EXPECT_EQ(row.whitebox.note, "architecture not covered") << row.name;
     }
   }
-  EXPECT_EQ(independents, 9);
+  EXPECT_EQ(independents, 12);
+  int robust = 0;
+  for (const HarnessRow& row : r->rows) {
+    for (const char* kind : {"rival vendor's MOVE model (unseen style)", "appearance-augmented", "style-augmented"}) {
+      if (row.name.find(kind) != std::string::npos) {
+        ++robust;
+        EXPECT_FALSE(row.stolen) << row.name;
+        EXPECT_FALSE(row.combined.flagged) << row.name;  // a style-specific line clears them
+      }
+    }
+  }
+  EXPECT_EQ(robust, 3);
   // The fingerprint line and the combined verdict, on every row.
   EXPECT_TRUE(r->fingerprint_built);
   EXPECT_GT(r->fingerprint_helper_models, 10);
@@ -115,9 +127,9 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   EXPECT_NE(md.find("| independent |"), std::string::npos);
   google::protobuf::Struct json;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(c.out_dir + "/results.json"), &json).ok());
-  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 29);
-  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 9);
-  EXPECT_EQ(json.fields().at("combined_false_positives").struct_value().fields().at("examined").number_value(), 9);
+  EXPECT_EQ(json.fields().at("suspects").list_value().values_size(), 32);
+  EXPECT_EQ(json.fields().at("blackbox_false_positives").struct_value().fields().at("examined").number_value(), 12);
+  EXPECT_EQ(json.fields().at("combined_false_positives").struct_value().fields().at("examined").number_value(), 12);
   EXPECT_TRUE(json.fields().at("fingerprint_query_pool").bool_value());
   EXPECT_NE(md.find("FP agreement clean / UAP"), std::string::npos);
   EXPECT_NE(md.find("### UAP fingerprint and combined verdict"), std::string::npos);

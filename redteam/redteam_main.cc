@@ -31,6 +31,8 @@ ABSL_FLAG(double, style_strength, 0, "Style strength > 0 (0 = the configuration'
 ABSL_FLAG(std::string, arch, "", "Victim architecture (empty = the configuration's).");
 ABSL_FLAG(std::string, student_arch, "", "Attackers' student architecture (empty = the configuration's).");
 ABSL_FLAG(int, independents, -1, "Independent models (-1 = the configuration's).");
+ABSL_FLAG(int, robust_independents, -1,
+          "Rival-vendor, appearance- and style-augmented independent models (-1 = the configuration's).");
 ABSL_FLAG(int64_t, zero_shot_rounds, 0, "Zero-shot generator/student rounds (0 = the configuration's).");
 ABSL_FLAG(bool, stealing, true, "Make the stealing attacks (copy, distillation, fine-tuning, query attacks).");
 ABSL_FLAG(bool, adaptive, true, "Make the adaptive attacks.");
@@ -107,6 +109,7 @@ absl::Status Run(const std::string& command) {
   if (!absl::GetFlag(FLAGS_arch).empty()) c.arch = absl::GetFlag(FLAGS_arch);
   if (!absl::GetFlag(FLAGS_student_arch).empty()) c.student_arch = absl::GetFlag(FLAGS_student_arch);
   if (absl::GetFlag(FLAGS_independents) >= 0) c.independents = absl::GetFlag(FLAGS_independents);
+  if (absl::GetFlag(FLAGS_robust_independents) >= 0) c.robust_independents = absl::GetFlag(FLAGS_robust_independents);
   if (absl::GetFlag(FLAGS_zero_shot_rounds) < 0) return absl::InvalidArgumentError("--zero_shot_rounds: must be >= 0");
   if (absl::GetFlag(FLAGS_zero_shot_rounds) > 0) c.attack.zero_shot_rounds = absl::GetFlag(FLAGS_zero_shot_rounds);
   c.stealing = absl::GetFlag(FLAGS_stealing);

@@ -151,7 +151,9 @@ struct BuildBundleInputs {
 
 // Trains the populations, the white-box meta-classifier of each architecture and (unless
 // options.blackbox is false) the black-box one, the references, runs the soundness checks and
-// returns the bundle contents (sign them with WriteBundle).
+// returns the bundle contents (sign them with WriteBundle). With show_progress it prints what
+// the null population (rival-vendor and appearance-augmented calibration models, query decoy
+// renders) cost the build; the bundle's metadata records their number (null_population_models).
 absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& inputs, const TrainingRecipe& recipe,
                                                    const BuildBundleOptions& options = {},
                                                    const DistillationRecipe& distill = nullptr);

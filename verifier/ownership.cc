@@ -1,5 +1,6 @@
 // White-box bundle building and verification (implements sdk/ownership.h).
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -185,9 +186,19 @@ absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>&
   for (size_t i = 0; i < calibration.size(); ++i) {
     double model_log10_p = 0;
     if (paired[i].reject && LeaveOneOutModelLevelRejects(*table, first + static_cast<int>(i), alpha, &model_log10_p)) {
-      return absl::StrCat("calibration model ", i, " (", calibration[i].architecture, ", ",
-                          DescribeCalibrationKind(calibration[i].kind), ", never used in training) was flagged: paired p = ",
-                          paired[i].p_value, ", model-level log10 p = ", model_log10_p, ", alpha ", alpha);
+      std::string reason = absl::StrCat(
+          "calibration model ", i, " (", calibration[i].architecture, ", ", DescribeCalibrationKind(calibration[i].kind),
+          ", never used in training) was flagged: paired p = ", paired[i].p_value, ", model-level log10 p = ",
+          model_log10_p, ", alpha ", alpha,
+          absl::StrFormat("; its mean score %.3f, the benign reference's %.3f",
+                          calibration[i].scores.to(torch::kFloat64).mean().item<double>(),
+                          reference_scores.to(torch::kFloat64).mean().item<double>()));
+      if (calibration[i].kind == "rival-vendor calibration") {
+        absl::StrAppend(&reason,
+                        "; another vendor's secret style reaches this line: the secret style is not distinctive "
+                        "enough against it (choose a private image rather than a stock texture)");
+      }
+      return reason;
     }
   }
   return std::string();
@@ -239,7 +250,7 @@ struct SharedSamples {
 absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* victim, const BuildBundleInputs& in,
                            const TrainingRecipe& recipe, const DistillationRecipe& distill, const BuildBundleOptions& o,
                            const std::string& kind, const SharedSamples& samples, uint64_t base, ArchitectureVerifier* v,
-                           verifier_internal::PopulationModels* models) {
+                           verifier_internal::PopulationModels* models, double* null_seconds) {
   MOVE_ASSIGN_OR_RETURN(WhiteBoxExtractor extractor, WhiteBoxExtractor::Create(spec, o.max_units));
   const Dataset clean = ToRgb(*in.clean_train);
   const Dataset& marked = in.watermark->dataset;
@@ -269,15 +280,21 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
   std::vector<torch::jit::Module> decoys;
   for (int i = 0; i < o.decoy_members + o.decoy_calibration_models; ++i) {
     const bool member = i < o.decoy_members;
+    const auto start = std::chrono::steady_clock::now();
     MOVE_ASSIGN_OR_RETURN(auto m, train(samples.decoy_sets[i], base + (member ? 800 : 900) + i,
                                         member ? "decoy member" : "rival-vendor calibration"));
     (member ? decoys : calibration).push_back(m);
-    if (!member) calibration_kinds.push_back("rival-vendor calibration");
+    if (!member) {
+      calibration_kinds.push_back("rival-vendor calibration");
+      *null_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
   }
   for (size_t i = 0; i < samples.augmented_sets.size(); ++i) {
+    const auto start = std::chrono::steady_clock::now();
     MOVE_ASSIGN_OR_RETURN(auto m, train(samples.augmented_sets[i], base + 950 + i, "appearance-augmented calibration"));
     calibration.push_back(m);
     calibration_kinds.push_back("appearance-augmented calibration");
+    *null_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   // Students: distilled from population members that are not held out, on the teacher's
   // own training data; as many of benign teachers as of watermarked ones, so that being a
@@ -477,6 +494,12 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
     samples.ver_clean = ver.images;
     samples.ver_labels = ver.labels;
   }
+  // What the null population of rival-vendor and appearance-augmented calibration models and
+  // the query decoys cost the vendor (seconds), printed with the build.
+  double null_seconds = 0;
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   // Decoy training sets: the clean data with the watermark's rate and engine, other styles.
   std::vector<std::string> decoy_shas;
   {
@@ -496,7 +519,9 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
       MOVE_ASSIGN_OR_RETURN(EmbedDatasetOptions eo, EmbedOptionsFromRecord(in.watermark->record));
       eo.seed = base + 850 + i;
       eo.show_progress = o.show_progress;
+      const auto start = std::chrono::steady_clock::now();
       absl::StatusOr<EmbedResult> styled = EmbedDataset(*in.clean_train, decoy, eo);
+      if (i >= o.decoy_members) null_seconds += since(start);
       if (!styled.ok()) {
         return absl::Status(styled.status().code(), absl::StrCat("decoy ", i, ": ", styled.status().message()));
       }
@@ -509,7 +534,9 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   for (int i = 0; i < o.augmented_calibration_models; ++i) {
     AppearanceAugmentOptions ao;
     ao.seed = base + 950 + i;
+    const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<Dataset> augmented = AugmentAppearance(*in.clean_train, ao);
+    null_seconds += since(start);
     if (!augmented.ok()) {
       return absl::Status(augmented.status().code(),
                           absl::StrCat("appearance augmentation ", i, ": ", augmented.status().message()));
@@ -531,7 +558,9 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
       const std::string sha = core::TensorSha256(decoy);
       if (sha == secret_sha) return absl::InvalidArgumentError("style_image: equals a query decoy style; choose another");
       eo.seed = base + 1750 + j;
+      const auto start = std::chrono::steady_clock::now();
       absl::StatusOr<EmbedResult> styled = EmbedDataset(ver, decoy, eo);
+      null_seconds += since(start);
       if (!styled.ok()) {
         return absl::Status(styled.status().code(), absl::StrCat("query decoy ", j, ": ", styled.status().message()));
       }
@@ -550,10 +579,10 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   *c.mutable_watermark_record() = in.watermark->record;
   std::vector<verifier_internal::PopulationModels> populations(1 + shadows.size());
   MOVE_RETURN_IF_ERROR(BuildVerifier(in.spec, &victim, in, recipe, distill, o, kind, samples, base, c.add_verifiers(),
-                                     &populations[0]));
+                                     &populations[0], &null_seconds));
   for (size_t i = 0; i < shadows.size(); ++i) {
     MOVE_RETURN_IF_ERROR(BuildVerifier(shadows[i], nullptr, in, recipe, distill, o, kind, samples, base + 10000 * (i + 1),
-                                       c.add_verifiers(), &populations[i + 1]));
+                                       c.add_verifiers(), &populations[i + 1], &null_seconds));
   }
   if (o.blackbox) {
     MOVE_RETURN_IF_ERROR(verifier_internal::BuildBlackBoxVerifier(
@@ -586,6 +615,15 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   if (o.blackbox && o.blackbox_design == "style-contrast") meta["contrast_decoys"] = absl::StrCat(o.contrast_decoys);
   meta["threads"] = absl::StrCat(NumThreads());
   meta["runtime"] = RuntimeDescription();
+  const int null_models = (o.decoy_calibration_models + o.augmented_calibration_models) * (1 + static_cast<int>(shadows.size()));
+  meta["null_population_models"] = absl::StrCat(null_models);
+  if (o.show_progress) {
+    std::printf("null population: %d rival-vendor and appearance-augmented calibration models (%d per architecture)%s: "
+                "%.1f min of the build\n",
+                null_models, o.decoy_calibration_models + o.augmented_calibration_models,
+                query_decoy_shas.empty() ? "" : absl::StrCat(" and ", query_decoy_shas.size(), " query decoy renders").c_str(),
+                null_seconds / 60);
+  }
   return c;
 }
 
