@@ -30,6 +30,10 @@
 namespace move {
 namespace {
 
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 using verifier_internal::MetaClassifier;
 using verifier_internal::WhiteBoxExtractor;
 
@@ -214,7 +218,7 @@ void FillProvenance(const OpenedBundle& bundle, uint64_t seed, const std::string
   r->set_seed(seed);
   r->set_device(device);
   r->set_threads(NumThreads());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = SecondsSince(start);
   r->set_seconds(seconds);
   const absl::Time now = absl::Now();
   r->set_started_at(absl::FormatTime(absl::RFC3339_sec, now - absl::Seconds(seconds), absl::UTCTimeZone()));
@@ -286,7 +290,7 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     (member ? decoys : calibration).push_back(m);
     if (!member) {
       calibration_kinds.push_back("rival-vendor calibration");
-      *null_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      *null_seconds += SecondsSince(start);
     }
   }
   for (size_t i = 0; i < samples.augmented_sets.size(); ++i) {
@@ -294,7 +298,7 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
     MOVE_ASSIGN_OR_RETURN(auto m, train(samples.augmented_sets[i], base + 950 + i, "appearance-augmented calibration"));
     calibration.push_back(m);
     calibration_kinds.push_back("appearance-augmented calibration");
-    *null_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    *null_seconds += SecondsSince(start);
   }
   // Students: distilled from population members that are not held out, on the teacher's
   // own training data; as many of benign teachers as of watermarked ones, so that being a
@@ -497,9 +501,6 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   // What the null population of rival-vendor and appearance-augmented calibration models and
   // the query decoys cost the vendor (seconds), printed with the build.
   double null_seconds = 0;
-  auto since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
   // Decoy training sets: the clean data with the watermark's rate and engine, other styles.
   std::vector<std::string> decoy_shas;
   {
@@ -521,7 +522,7 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
       eo.show_progress = o.show_progress;
       const auto start = std::chrono::steady_clock::now();
       absl::StatusOr<EmbedResult> styled = EmbedDataset(*in.clean_train, decoy, eo);
-      if (i >= o.decoy_members) null_seconds += since(start);
+      if (i >= o.decoy_members) null_seconds += SecondsSince(start);
       if (!styled.ok()) {
         return absl::Status(styled.status().code(), absl::StrCat("decoy ", i, ": ", styled.status().message()));
       }
@@ -536,7 +537,7 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
     ao.seed = base + 950 + i;
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<Dataset> augmented = AugmentAppearance(*in.clean_train, ao);
-    null_seconds += since(start);
+    null_seconds += SecondsSince(start);
     if (!augmented.ok()) {
       return absl::Status(augmented.status().code(),
                           absl::StrCat("appearance augmentation ", i, ": ", augmented.status().message()));
@@ -560,7 +561,7 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
       eo.seed = base + 1750 + j;
       const auto start = std::chrono::steady_clock::now();
       absl::StatusOr<EmbedResult> styled = EmbedDataset(ver, decoy, eo);
-      null_seconds += since(start);
+      null_seconds += SecondsSince(start);
       if (!styled.ok()) {
         return absl::Status(styled.status().code(), absl::StrCat("query decoy ", j, ": ", styled.status().message()));
       }
