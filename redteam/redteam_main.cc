@@ -75,6 +75,16 @@ std::string UserPath(const std::string& path) {
   return absl::StrCat(cwd, "/", path);
 }
 
+// A count flag where -1 means "the configuration's": below -1 is an error, not the default.
+absl::Status CountOrDefault(const char* name, int value, int* field) {
+  if (value < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": must be >= 0, or -1 for the configuration's, got ", value));
+  }
+  if (value >= 0) *field = value;
+  return absl::OkStatus();
+}
+
 absl::Status Run(const std::string& command) {
   MOVE_RETURN_IF_ERROR(move::SetNumThreads(absl::GetFlag(FLAGS_threads)));
   MOVE_RETURN_IF_ERROR(move::ResolveDevice(absl::GetFlag(FLAGS_device)).status());
@@ -108,8 +118,9 @@ absl::Status Run(const std::string& command) {
   if (absl::GetFlag(FLAGS_style_strength) > 0) c.style_strength = absl::GetFlag(FLAGS_style_strength);
   if (!absl::GetFlag(FLAGS_arch).empty()) c.arch = absl::GetFlag(FLAGS_arch);
   if (!absl::GetFlag(FLAGS_student_arch).empty()) c.student_arch = absl::GetFlag(FLAGS_student_arch);
-  if (absl::GetFlag(FLAGS_independents) >= 0) c.independents = absl::GetFlag(FLAGS_independents);
-  if (absl::GetFlag(FLAGS_robust_independents) >= 0) c.robust_independents = absl::GetFlag(FLAGS_robust_independents);
+  MOVE_RETURN_IF_ERROR(CountOrDefault("independents", absl::GetFlag(FLAGS_independents), &c.independents));
+  MOVE_RETURN_IF_ERROR(
+      CountOrDefault("robust_independents", absl::GetFlag(FLAGS_robust_independents), &c.robust_independents));
   if (absl::GetFlag(FLAGS_zero_shot_rounds) < 0) return absl::InvalidArgumentError("--zero_shot_rounds: must be >= 0");
   if (absl::GetFlag(FLAGS_zero_shot_rounds) > 0) c.attack.zero_shot_rounds = absl::GetFlag(FLAGS_zero_shot_rounds);
   c.stealing = absl::GetFlag(FLAGS_stealing);
@@ -118,9 +129,10 @@ absl::Status Run(const std::string& command) {
   c.leaked_data = absl::GetFlag(FLAGS_leaked_data);
   c.multi_stage = absl::GetFlag(FLAGS_multi_stage);
   c.seed = absl::GetFlag(FLAGS_seed);
-  if (absl::GetFlag(FLAGS_decoys) >= 0) c.decoys = absl::GetFlag(FLAGS_decoys);
-  if (absl::GetFlag(FLAGS_decoy_calibration) >= 0) c.decoy_calibration = absl::GetFlag(FLAGS_decoy_calibration);
-  if (absl::GetFlag(FLAGS_augmented_calibration) >= 0) c.augmented_calibration = absl::GetFlag(FLAGS_augmented_calibration);
+  MOVE_RETURN_IF_ERROR(CountOrDefault("decoys", absl::GetFlag(FLAGS_decoys), &c.decoys));
+  MOVE_RETURN_IF_ERROR(CountOrDefault("decoy_calibration", absl::GetFlag(FLAGS_decoy_calibration), &c.decoy_calibration));
+  MOVE_RETURN_IF_ERROR(
+      CountOrDefault("augmented_calibration", absl::GetFlag(FLAGS_augmented_calibration), &c.augmented_calibration));
   c.blackbox_design = absl::GetFlag(FLAGS_blackbox_design);
   c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
   c.whitebox = absl::GetFlag(FLAGS_whitebox);
