@@ -6,8 +6,7 @@
 // Prints, for the default texture engine, the end-to-end time of embedding 10% of
 // Fashion-MNIST (fitting included; target <= 60 s on 2 cores) and its images/s; the same
 // measured for the baseline that a research script would use, per-image optimisation of the
-// same random-feature texture loss (Gatys-style, 60 Adam steps per image, as in
-// ../shared/FINDINGS.md), on a sample of the same images, with the speed-up as a ratio; the
+// same random-feature texture loss (Gatys-style, 60 Adam steps per image), on a sample of the same images, with the speed-up as a ratio; the
 // style distances of both (quality at the price); and AdaIN's images/s with VGG-shaped
 // random-weight networks (speed only: real AdaIN weights are the vendor's to supply).
 #include <chrono>

@@ -4,7 +4,7 @@
 //   bazel run //bench:whitebox_bench [-- --images=64 --batch_size=32]
 //
 // For scale: the authors' Python loop on this machine does WRN-16-1 at 95 images/s and CIFAR
-// ResNet-18 at 4.0 images/s (../shared/TOOLCHAIN.md). Targets: >= 2x the loop on ResNet-18,
+// ResNet-18 at 4.0 images/s (measured once, outside this repository). Targets: >= 2x the loop on ResNet-18,
 // within 1.3x of the floor.
 #include <chrono>
 #include <cstdio>

@@ -5,7 +5,7 @@
 //
 //   bazel run //bench:whitebox_soundness [-- --owner_size=10000 --epochs=3 --population=4]
 //
-// Design (../shared/FINDINGS.md sections 1-2): K watermarked and K benign models trained with
+// Design: K watermarked and K benign models trained with
 // the same recipe and different seeds; the meta-classifier is trained on K-1 of each and
 // validated on the held-out pair (model-level validation: the question is whether it
 // generalises to unseen models, not to unseen images); the paired test compares each suspect

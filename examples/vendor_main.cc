@@ -6,14 +6,17 @@
 //    owner's training split with the shipped style image and trains the victim.
 // 2. Bundle: trains watermarked and benign populations through the same training recipe,
 //    the meta-classifier, a held-out benign reference and calibration models (soundness
-//    check), and writes the signed verifier bundle.
+//    check: benign, rival-vendor and appearance-augmented), the UAP fingerprint verifier
+//    (students that query the victim with a query pool, the bundle's benign models reused as
+//    its independents and null population), and writes the signed verifier bundle.
 // 3. Verify: makes suspects (the victim, a fine-tuned copy, distilled students, logit- and
-//    label-query students) and
-//    independent models that never touched the bundle (other seed, disjoint data split,
-//    another seed on that split, a wider net, a rival vendor's MOVE model with its own secret
-//    style, a model trained with appearance augmentation), examines each with the bundle in white-box
-//    mode and, served over HTTP on loopback, in black-box mode (fixed m and sequential), and
-//    prints the tables. Independent models must not be flagged.
+//    label-query students) and independent models that never touched the bundle (other seed,
+//    disjoint data split, another seed on that split, a wider net, a rival vendor's MOVE model
+//    with its own secret style, a model trained with appearance augmentation), examines each
+//    with the bundle in white-box mode and, served over HTTP on loopback, in black-box mode
+//    (fixed m and sequential) and with the fingerprint, and prints the tables, the last one
+//    with the combined verdict move_verify gives (Holm over the MOVE line and the fingerprint).
+//    Independent models must not be flagged.
 // Writes, atomically, into --out:
 //   victim.pt                  the victim (TorchScript; torch.jit.load-able from Python)
 //   victim.move                the signed verifier bundle
@@ -22,15 +25,20 @@
 //   contact_sheet.png          originals (odd rows) over their styled versions (even rows)
 //   scores_whitebox.png, scores_blackbox.png   score distributions per suspect (pictures)
 //   suspects/NAME.pt, suspects/NAME.report.json   each suspect and its white-box report
-//   suspects/NAME.{blackbox,sequential}.{report.json,transcript.jsonl}   black-box reports and
-//                              the transcripts of every query (replay with move_verify --replay)
+//   suspects/NAME.{blackbox,sequential,fingerprint}.{report.json,transcript.jsonl}   black-box
+//                              and fingerprint reports and the transcripts of every query
+//                              (replay with move_verify --replay)
+//   suspects/NAME.combined-{file,endpoint}.json   the combined verdicts (white-box or
+//                              black-box, with the fingerprint)
 //   report.json                the whole run, machine-readable
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <cctype>
 #include <string>
 #include <vector>
@@ -53,6 +61,7 @@
 #include "sdk/blackbox.h"
 #include "sdk/dataset.h"
 #include "sdk/embed.h"
+#include "sdk/fingerprint.h"
 #include "sdk/image.h"
 #include "sdk/model.h"
 #include "sdk/runtime.h"
@@ -98,6 +107,12 @@ ABSL_FLAG(std::string, key, "", "Signing key file (default OUT/vendor.key; made 
 ABSL_FLAG(bool, suspects, true, "Make and verify the suspects and independent models.");
 ABSL_FLAG(bool, blackbox, true,
           "Also verify every suspect in black-box mode, each served over HTTP on loopback (fixed m and sequential).");
+ABSL_FLAG(bool, fingerprint, true,
+          "Also build the UAP fingerprint verifier into the bundle (3 piracy helpers and 1 independent on a query pool; "
+          "the bundle's own benign models as its other independents and calibration) and print the combined verdict.");
+ABSL_FLAG(int, query_pool, 5000,
+          "Images of the training set's third split (neither the owner's nor the attackers') that the fingerprint "
+          "helpers query the victim with.");
 ABSL_FLAG(int64_t, blackbox_m, 100, "Black-box verification samples (21 queries each with style contrast; the paper's m = 100).");
 ABSL_FLAG(int, batch_size, 128, "Training batch size.");
 ABSL_FLAG(double, learning_rate, 0.05, "Peak SGD learning rate (cosine schedule).");
@@ -157,6 +172,12 @@ absl::Status Run() {
   if (absl::GetFlag(FLAGS_rival_calibration) < 0 || absl::GetFlag(FLAGS_augmented_calibration) < 0) {
     return absl::InvalidArgumentError("--rival_calibration, --augmented_calibration: must be >= 0");
   }
+  if (absl::GetFlag(FLAGS_fingerprint) &&
+      1 + absl::GetFlag(FLAGS_calibration) + absl::GetFlag(FLAGS_rival_calibration) + absl::GetFlag(FLAGS_augmented_calibration) < 3) {
+    return absl::InvalidArgumentError(
+        "--fingerprint: needs at least 3 held-out benign models (the reference plus --calibration, --rival_calibration and "
+        "--augmented_calibration models); add some or pass --fingerprint=false");
+  }
   MOVE_ASSIGN_OR_RETURN(move::ModelSpec spec, move::ParseModelSpec(absl::GetFlag(FLAGS_arch)));
   std::printf("MOVE SDK %s vendor example | %s\n", move::kSdkVersion, move::RuntimeDescription().c_str());
 
@@ -171,6 +192,32 @@ absl::Status Run() {
               static_cast<long long>(train.size()), static_cast<long long>(test.size()),
               static_cast<long long>(train.images.size(1)), static_cast<long long>(train.images.size(2)),
               static_cast<long long>(train.images.size(3)));
+
+  // The disjoint split: data the owner never used (attackers' substitute data, independents),
+  // and after it the vendor's query pool for the fingerprint helpers (used by no one else).
+  move::Dataset split, query_pool;
+  {
+    MOVE_ASSIGN_OR_RETURN(move::Dataset full, Load(move::Split::kTrain));
+    const int64_t n = std::min<int64_t>(train.size(), full.size() - train.size());
+    if (n < 100) return absl::InvalidArgumentError("--train_size: leaves too few images for a disjoint split");
+    // The same permutation SampleSubset drew the owner's split from.
+    at::Tensor owner_mask = torch::zeros({full.size()}, torch::kBool);
+    at::Tensor perm = torch::randperm(full.size(), at::make_generator<at::CPUGeneratorImpl>(seed),
+                                      torch::TensorOptions().dtype(torch::kInt64));
+    owner_mask.index_fill_(0, perm.narrow(0, 0, train.size()), true);
+    at::Tensor rest = owner_mask.logical_not().nonzero().squeeze(1);
+    MOVE_ASSIGN_OR_RETURN(split, move::SelectSamples(full, rest.narrow(0, 0, n)));
+    split = move::ToRgb(split);
+    if (absl::GetFlag(FLAGS_fingerprint)) {
+      const int64_t q = absl::GetFlag(FLAGS_query_pool);
+      if (q < 100 || q > rest.size(0) - n) {
+        return absl::InvalidArgumentError(absl::StrCat("--query_pool: must be in [100, ", rest.size(0) - n,
+                                                       "] (the training images left after the owner's and the disjoint split)"));
+      }
+      MOVE_ASSIGN_OR_RETURN(query_pool, move::SelectSamples(full, rest.narrow(0, n, q)));
+      query_pool = move::ToRgb(query_pool);
+    }
+  }
 
   // 1. Embed the watermark.
   auto style = move::LoadImage(UserPath(absl::GetFlag(FLAGS_style), /*must_exist=*/true));
@@ -274,7 +321,54 @@ absl::Status Run() {
     torch::jit::Module t = teacher;
     return train_with(arch, data, s, absl::StrCat("recipe student ", move::ModelSpecName(arch), " seed ", s), &t);
   };
-  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildBundle(in, recipe, bo, distill));
+  move::TrainedModels trained;
+  MOVE_ASSIGN_OR_RETURN(move::BundleContents contents, move::BuildBundle(in, recipe, bo, distill, &trained));
+  if (absl::GetFlag(FLAGS_fingerprint)) {
+    // The fingerprint verifier reuses the bundle's benign models: its population members as
+    // the encoder's independents, the reference and calibration models (benign, rival-vendor,
+    // appearance-augmented) as its own null population. It trains only helpers that query the
+    // victim with the query pool, as a thief would, and one independent on the same images.
+    const auto fp_start = std::chrono::steady_clock::now();
+    move::FingerprintBuildInputs fin;
+    fin.victim = &victim;
+    fin.point_pool = &clean;
+    fin.verification_pool = &test_rgb;
+    const std::string arch = move::ModelSpecName(spec);
+    const int piracy_epochs[] = {to.epochs, to.epochs, 3 * to.epochs};
+    for (int i = 0; i < 3; ++i) {
+      move::TrainOptions o = to;
+      o.epochs = piracy_epochs[i];
+      const uint64_t s = seed + 30 + i;
+      const std::string label = absl::StrCat("fingerprint helper: student on the query pool, ", o.epochs, " epochs, seed ", s);
+      move::ModelSpec student = spec;
+      student.seed = s;
+      MOVE_ASSIGN_OR_RETURN(torch::jit::Module m, move::CreateModel(student));
+      o.seed = s;
+      o.label = label;
+      o.teacher = &victim;
+      MOVE_RETURN_IF_ERROR(move::TrainModel(m, query_pool, o).status());
+      m.to(torch::kCPU);
+      fin.piracy.push_back({label, arch, m});
+    }
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module own, train_with(spec, query_pool, seed + 33,
+                                                             "fingerprint helper: independent on the query pool", nullptr));
+    fin.independent.push_back({"independent on the query pool", arch, own});
+    for (const move::TrainedModel& t : trained.benign) fin.independent.push_back({t.role, t.architecture, t.model});
+    for (const move::TrainedModel& t : trained.held_out) {
+      fin.calibration.push_back({absl::StrCat(t.role, " (", t.architecture, ")"), t.architecture, t.model});
+    }
+    move::FingerprintBuildOptions fo;
+    fo.alpha = absl::GetFlag(FLAGS_alpha);
+    fo.seed = seed;
+    MOVE_ASSIGN_OR_RETURN(*contents.mutable_fingerprint(), move::BuildFingerprintVerifier(fin, fo));
+    (*contents.mutable_metadata())["fingerprint_helpers"] =
+        absl::StrCat(fin.piracy.size() + 1, " trained for it (students and an independent on a ", query_pool.size(),
+                     "-image query pool); ", trained.benign.size() + trained.held_out.size(), " reused from the bundle");
+    std::printf("fingerprint verifier: %zu helper models trained for it, %zu reused from the bundle, %.1f min\n",
+                fin.piracy.size() + 1, trained.benign.size() + trained.held_out.size(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - fp_start).count() / 60);
+  }
+  trained = {};
   const std::string bundle_path = out + "/victim.move";
   MOVE_RETURN_IF_ERROR(move::WriteBundle(contents, *key, bundle_path));
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(bundle_path, key->public_key));
@@ -312,18 +406,6 @@ absl::Status Run() {
   std::vector<Suspect> suspects;
   suspects.push_back({"victim", true, victim});
   if (absl::GetFlag(FLAGS_suspects)) {
-    // The disjoint split: data the owner never used (attackers' substitute data, independents).
-    MOVE_ASSIGN_OR_RETURN(move::Dataset full, Load(move::Split::kTrain));
-    const int64_t n = std::min<int64_t>(train.size(), full.size() - train.size());
-    if (n < 100) return absl::InvalidArgumentError("--train_size: leaves too few images for a disjoint split");
-    at::Tensor owner_mask = torch::zeros({full.size()}, torch::kBool);
-    // The same permutation SampleSubset drew the owner's split from.
-    at::Tensor perm = torch::randperm(full.size(), at::make_generator<at::CPUGeneratorImpl>(seed),
-                                      torch::TensorOptions().dtype(torch::kInt64));
-    owner_mask.index_fill_(0, perm.narrow(0, 0, train.size()), true);
-    at::Tensor rest = owner_mask.logical_not().nonzero().squeeze(1).narrow(0, 0, n);
-    MOVE_ASSIGN_OR_RETURN(move::Dataset split, move::SelectSamples(full, rest));
-    split = move::ToRgb(split);
     // Stealing attacks (redteam/attacks.h) with the owner's recipe.
     move::redteam::AttackInputs attack;
     attack.victim = &victim;
@@ -347,7 +429,7 @@ absl::Status Run() {
     move::redteam::AttackInputs substitute_only = attack;
     substitute_only.victim_data = &split;
     MOVE_RETURN_IF_ERROR(steal("distill", "distilled student (substitute data)", seed + 11, to.epochs, substitute_only));
-    // Query stealing through a prediction API, on substitute data (../shared/FINDINGS.md 4).
+    // Query stealing through a prediction API, on substitute data.
     MOVE_RETURN_IF_ERROR(steal("logit-query", "logit-query student", seed + 13, to.epochs, attack));
     MOVE_RETURN_IF_ERROR(steal("label-query", "label-query student", seed + 14, to.epochs, attack));
     MOVE_ASSIGN_OR_RETURN(torch::jit::Module i1, train_with(spec, clean, seed + 20, "independent: other seed", nullptr));
@@ -389,6 +471,9 @@ absl::Status Run() {
   std::vector<std::string> blackbox_lines;
   int bb_stolen_flagged = 0, bb_indep_flagged = 0, seq_stolen_flagged = 0, seq_indep_flagged = 0, bb_stolen = 0, bb_indep = 0;
   std::vector<int64_t> seq_queries_stolen;
+  std::vector<std::string> combined_lines;
+  int file_stolen_flagged = 0, file_indep_flagged = 0, endpoint_stolen_flagged = 0, endpoint_indep_flagged = 0;
+  int combined_stolen = 0, combined_indep = 0;
   std::vector<move::ScoreRow> whitebox_scores, blackbox_scores;
   auto score_row = [](const move::VerificationReport& r) {
     move::ScoreRow row;
@@ -435,6 +520,8 @@ absl::Status Run() {
       (*row.mutable_fields())["delta_mu"] = Num(r->delta_mu());
       if (s.stolen) { ++stolen_total; stolen_flagged += r->stolen(); } else { ++indep_total; indep_flagged += r->stolen(); }
     }
+    const std::string base = absl::StrCat(out, "/suspects/", file);
+    std::optional<move::VerificationReport> blackbox_report;
     if (absl::GetFlag(FLAGS_blackbox)) {
       // Black-box: the suspect is deployed behind the prediction protocol on loopback and
       // examined over HTTP, once with the paper's fixed m and once sequentially.
@@ -445,7 +532,6 @@ absl::Status Run() {
       bbo.alpha = absl::GetFlag(FLAGS_alpha);
       bbo.device = absl::GetFlag(FLAGS_device);
       bbo.show_progress = false;
-      const std::string base = absl::StrCat(out, "/suspects/", file);
       bbo.transcript_path = base + ".blackbox.transcript.jsonl";
       std::remove(bbo.transcript_path.c_str());  // this run's own output, remade
       absl::StatusOr<move::VerificationReport> fixed = move::VerifyBlackBox(bundle, *channel, bbo);
@@ -465,6 +551,7 @@ absl::Status Run() {
       } else {
         MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".blackbox.report.json", move::ReportToJson(*fixed)));
         MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".sequential.report.json", move::ReportToJson(*seq)));
+        blackbox_report = *fixed;
         blackbox_scores.push_back(score_row(*fixed));
         const bool fixed_ok = fixed->stolen() == s.stolen, seq_ok = seq->stolen() == s.stolen;
         blackbox_lines.push_back(absl::StrFormat(
@@ -492,6 +579,58 @@ absl::Status Run() {
         }
       }
     }
+    if (bundle.contents.has_fingerprint()) {
+      // The fingerprint line over HTTP, then the combined verdict a legal team reads: Holm
+      // over the lines move_verify runs with a model file (white-box + fingerprint) and with
+      // an endpoint (black-box + fingerprint).
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::PredictionServer> server, move::PredictionServer::Start(s.model, {}));
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::SuspectChannel> channel, move::OpenHttpChannel(server->url()));
+      move::FingerprintVerifyOptions fpo;
+      fpo.alpha = absl::GetFlag(FLAGS_alpha);
+      fpo.show_progress = false;
+      fpo.transcript_path = base + ".fingerprint.transcript.jsonl";
+      std::remove(fpo.transcript_path.c_str());  // this run's own output, remade
+      absl::StatusOr<move::VerificationReport> fp = move::VerifyFingerprint(bundle, *channel, fpo);
+      server->Stop();
+      std::string line = absl::StrFormat("%-40s %-11s ", s.name, s.stolen ? "stolen" : "independent");
+      if (!fp.ok()) {
+        absl::StrAppend(&line, "not examinable: ", fp.status().message());
+        (*row.mutable_fields())["fingerprint_verdict"] = Str(absl::StrCat("not examinable: ", fp.status().message()));
+      } else {
+        MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".fingerprint.report.json", move::ReportToJson(*fp)));
+        (*row.mutable_fields())["fingerprint_verdict"] = Str(fp->verdict());
+        (*row.mutable_fields())["fingerprint_log10_p_value"] = Num(fp->log10_p_value());
+        (*row.mutable_fields())["fingerprint_model_level_log10_p_value"] = Num(fp->model_level_log10_p_value());
+        absl::StrAppend(&line, absl::StrFormat("%5.2f / %4.2f %7.2f / %5.2f %-11s", fp->fingerprint_clean_agreement(),
+                                               fp->fingerprint_perturbed_agreement(), fp->log10_p_value(),
+                                               fp->model_level_log10_p_value(), ShortVerdict(*fp)));
+        // One combined verdict per way the legal team reaches the suspect.
+        struct Way { const char* key; std::optional<move::VerificationReport> move_line; int* flagged; };
+        Way ways[] = {{"file", r.ok() ? std::optional<move::VerificationReport>(*r) : std::nullopt,
+                       s.stolen ? &file_stolen_flagged : &file_indep_flagged},
+                      {"endpoint", blackbox_report, s.stolen ? &endpoint_stolen_flagged : &endpoint_indep_flagged}};
+        bool wrong = false;
+        for (Way& w : ways) {
+          std::vector<move::VerificationReport> lines;
+          if (w.move_line) lines.push_back(*w.move_line);
+          lines.push_back(*fp);
+          MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence(lines, absl::GetFlag(FLAGS_alpha)));
+          MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::StrCat(base, ".combined-", w.key, ".json"),
+                                                               move::CombinedToJson(c)));
+          const std::string verdict = c.stolen() ? absl::StrCat("stolen (", c.decided_by(), ")")
+                                      : c.verdict().rfind("inconclusive", 0) == 0 ? "inconclusive"
+                                                                                  : "not stolen";
+          absl::StrAppend(&line, absl::StrFormat(" | %-26s", verdict));
+          (*row.mutable_fields())[absl::StrCat("combined_", w.key, "_verdict")] = Str(c.verdict());
+          (*row.mutable_fields())[absl::StrCat("combined_", w.key, "_log10_p_value")] = Num(c.log10_p_value());
+          *w.flagged += c.stolen();
+          wrong = wrong || c.stolen() != s.stolen;
+        }
+        if (wrong) absl::StrAppend(&line, s.stolen ? "  <- MISSED" : "  <- FALSE POSITIVE");
+        (s.stolen ? combined_stolen : combined_indep) += 1;
+      }
+      combined_lines.push_back(line);
+    }
     *rows.add_values()->mutable_struct_value() = row;
   }
   if (!blackbox_lines.empty()) {
@@ -518,6 +657,25 @@ absl::Status Run() {
     fields["sequential_stolen_flagged"] = Num(seq_stolen_flagged);
     fields["sequential_independent_flagged"] = Num(seq_indep_flagged);
     fields["sequential_median_queries_stolen"] = Num(median);
+  }
+  if (!combined_lines.empty()) {
+    const move::FingerprintVerifier& fv = bundle.contents.fingerprint();
+    std::printf("\nfingerprint and the combined verdict (what move_verify prints: Holm over the MOVE line and the UAP "
+                "fingerprint, alpha %.2g; fingerprint soundness check %s, held-out-model Type-I %.2f, victim log10 p %.2f)\n",
+                absl::GetFlag(FLAGS_alpha), fv.sound() ? "passed" : "FAILED", fv.type1_error(), fv.victim_log10_p());
+    std::printf("%-40s %-11s %13s %15s %-11s | %-26s | %-26s\n", "suspect", "truth", "agree cl/UAP", "FP log10 p/ML",
+                "fingerprint", "combined: model file (WB)", "combined: endpoint (BB)");
+    for (const std::string& line : combined_lines) std::printf("%s\n", line.c_str());
+    std::printf("combined: stolen flagged %d/%d with the model file, %d/%d with the endpoint; independent flagged %d/%d "
+                "and %d/%d\n",
+                file_stolen_flagged, combined_stolen, endpoint_stolen_flagged, combined_stolen, file_indep_flagged,
+                combined_indep, endpoint_indep_flagged, combined_indep);
+    fields["combined_file_stolen_flagged"] = Num(file_stolen_flagged);
+    fields["combined_endpoint_stolen_flagged"] = Num(endpoint_stolen_flagged);
+    fields["combined_file_independent_flagged"] = Num(file_indep_flagged);
+    fields["combined_endpoint_independent_flagged"] = Num(endpoint_indep_flagged);
+    fields["combined_stolen_examined"] = Num(combined_stolen);
+    fields["combined_independent_examined"] = Num(combined_indep);
   }
   *fields["suspects"].mutable_list_value() = rows;
   // Pictures of the score distributions, one band per suspect in table order.

@@ -1,7 +1,7 @@
 // UAP fingerprinting: a second line of ownership evidence, made for models stolen through a
-// prediction API (query stealing), which MOVE's external feature does not survive (see
-// ../shared/FINDINGS.md). After Peng et al., "Fingerprinting Deep Neural Networks Globally
-// via Universal Adversarial Perturbations" (CVPR 2022; shared/papers/003).
+// prediction API (query stealing), which MOVE's external feature does not survive at the
+// scales measured (README, "Red-team harness"). After Peng et al., "Fingerprinting Deep Neural
+// Networks Globally via Universal Adversarial Perturbations" (CVPR 2022).
 //
 // The victim's universal adversarial perturbations (UAPs) characterise its decision
 // boundary; models extracted from it share it far more than independent models do. A
@@ -14,15 +14,24 @@
 // paired t-test, or the anytime-valid sequential test) and with the calibration models'
 // (model-level test), exactly like MOVE's rule; the bundle holds everything to reproduce it.
 //
-// Vendor (after training the victim and making the helper models, e.g. with
-// redteam::RunAttack; the bundle builder never sees the suspects):
+// Vendor (after training the victim; the bundle builder never sees the suspects). The piracy
+// helpers are students of the victim that the vendor makes as a thief would (e.g. distilled
+// with move::TrainOptions::teacher on images the victim never trained on); the independents
+// and the calibration models can be the benign models move::BuildBundle already trained, so
+// that this line is checked against the same null population (rival-vendor and
+// appearance-augmented models included) as white-box and black-box:
 //
-//   move::FingerprintBuildInputs in;
-//   in.victim = &victim; in.point_pool = &vendor_train; in.verification_pool = &vendor_test;
-//   in.piracy = {...}; in.independent = {...}; in.held_out_piracy = {...};
-//   in.calibration = {...};  // first: the reference
-//   absl::StatusOr<move::FingerprintVerifier> fv = move::BuildFingerprintVerifier(in, {});
-//   *contents.mutable_fingerprint() = *fv;  // then move::WriteBundle signs it with the rest
+//   move::TrainedModels trained;
+//   absl::StatusOr<move::BundleContents> contents = move::BuildBundle(in, recipe, {}, nullptr, &trained);
+//   move::FingerprintBuildInputs fin;
+//   fin.victim = &victim; fin.point_pool = &vendor_train; fin.verification_pool = &vendor_test;
+//   fin.piracy = {...};                                           // the students
+//   for (auto& t : trained.benign) fin.independent.push_back({t.role, t.architecture, t.model});
+//   for (auto& t : trained.held_out) fin.calibration.push_back({t.role, t.architecture, t.model});
+//   absl::StatusOr<move::FingerprintVerifier> fv = move::BuildFingerprintVerifier(fin, {});
+//   *contents->mutable_fingerprint() = *fv;  // then move::WriteBundle signs it with the rest
+//
+// examples/vendor_main.cc does exactly this (3 students and 1 independent on a query pool).
 //
 // Legal team:
 //

@@ -17,7 +17,7 @@
 //   absl::StatusOr<move::VerificationReport> r = move::VerifyWhiteBox(*b, "suspect.pt", {});
 //   // r->stolen, r->p_value, r->log10_p_value, r->delta_mu, ...
 //
-// Soundness by construction (see ../shared/FINDINGS.md): the meta-classifier is trained on
+// Soundness by construction: the meta-classifier is trained on
 // populations of watermarked and benign models made with the vendor's own recipe, validated
 // on held-out models, compared at verification time against a held-out benign reference,
 // and checked at build time on calibration models that never touched training. A classifier
@@ -149,14 +149,38 @@ struct BuildBundleInputs {
   std::vector<at::Tensor> decoy_styles;
 };
 
+// One model BuildBundle trained, handed back so that further lines of evidence can be built
+// on the same null population without training it again.
+struct TrainedModel {
+  // What it is: "benign population", "reference", "calibration", "rival-vendor calibration"
+  // or "appearance-augmented calibration" (the kinds of sdk/bundle.proto's BenignScores).
+  std::string role;
+  std::string architecture;  // zoo name, e.g. "cnn"
+  torch::jit::Module model;
+};
+
+// The benign models behind a bundle, every architecture's (the victim's first).
+struct TrainedModels {
+  // Benign population members (they trained the classifiers).
+  std::vector<TrainedModel> benign;
+  // Held out from every classifier: per architecture the reference first, then the
+  // calibration models (benign, rival-vendor, appearance-augmented). These are the bundle's
+  // null population: give them to move::BuildFingerprintVerifier as its calibration models
+  // (sdk/fingerprint.h), so that line is checked against the same rival-vendor and
+  // augmented models as white-box and black-box.
+  std::vector<TrainedModel> held_out;
+};
+
 // Trains the populations, the white-box meta-classifier of each architecture and (unless
 // options.blackbox is false) the black-box one, the references, runs the soundness checks and
 // returns the bundle contents (sign them with WriteBundle). With show_progress it prints what
 // the null population (rival-vendor and appearance-augmented calibration models, query decoy
 // renders) cost the build; the bundle's metadata records their number (null_population_models).
+// With `trained` non-null it also receives the benign models it trained (see TrainedModels).
 absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& inputs, const TrainingRecipe& recipe,
                                                    const BuildBundleOptions& options = {},
-                                                   const DistillationRecipe& distill = nullptr);
+                                                   const DistillationRecipe& distill = nullptr,
+                                                   TrainedModels* trained = nullptr);
 
 struct VerifyOptions {
   // Verification samples to use; 0 = all in the bundle. Default: 0.

@@ -292,11 +292,37 @@ TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {
     trained_on.push_back(d.images);
     return Recipe(arch, d, seed);
   };
-  auto c = BuildBundle(in, recipe, bo);
+  std::vector<at::Tensor> first_weights;  // of each model the recipe made, in order
+  TrainingRecipe recording = [&](const ModelSpec& arch, const Dataset& d, uint64_t seed) -> absl::StatusOr<torch::jit::Module> {
+    absl::StatusOr<torch::jit::Module> m = recipe(arch, d, seed);
+    if (m.ok()) first_weights.push_back((*m->parameters().begin()).detach().cpu().clone());
+    return m;
+  };
+  TrainedModels trained;
+  auto c = BuildBundle(in, recording, bo, nullptr, &trained);
   ASSERT_TRUE(c.ok()) << c.status();
   // 2 + 2 population, reference, calibration, decoy member, rival-vendor calibration,
   // appearance-augmented calibration.
   ASSERT_EQ(trained_on.size(), 9u);
+  // The benign models come back for other lines: the population's benign members, then the
+  // null population in the benign table's order (reference first), each the model trained.
+  ASSERT_EQ(trained.benign.size(), 2u);
+  ASSERT_EQ(trained.held_out.size(), 4u);
+  ASSERT_EQ(first_weights.size(), 9u);
+  auto same = [&](const TrainedModel& t, int i) {
+    return torch::equal((*t.model.parameters().begin()).detach().cpu(), first_weights[i]);
+  };
+  EXPECT_TRUE(same(trained.benign[0], 2));
+  EXPECT_TRUE(same(trained.benign[1], 3));
+  EXPECT_TRUE(same(trained.held_out[0], 4));
+  EXPECT_TRUE(same(trained.held_out[1], 5));
+  EXPECT_TRUE(same(trained.held_out[2], 7));  // after the decoy member
+  EXPECT_TRUE(same(trained.held_out[3], 8));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(trained.held_out[i].role, c->verifiers(0).benign_scores(i).kind()) << i;
+    EXPECT_EQ(trained.held_out[i].architecture, c->verifiers(0).architecture()) << i;
+  }
+  EXPECT_EQ(trained.benign[0].role, "benign population");
   // The decoy, rival and augmented models saw data that is neither the clean nor the
   // watermarked set, nor each other's.
   const at::Tensor clean = ToRgb(world->train).images, marked = world->wm.dataset.images;

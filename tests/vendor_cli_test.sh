@@ -7,7 +7,7 @@ OUT="${TEST_TMPDIR:-/tmp}/vendor_e2e"
 rm -rf "$OUT"
 
 QUICK=(--train_size=600 --epochs=1 --fit_steps=20 --styled_test_size=200 --population=2 --calibration=1
-       --verification_samples=40 --blackbox_m=20 --threads=2)
+       --verification_samples=40 --blackbox_m=20 --query_pool=300 --threads=2)
 "$BIN" "${QUICK[@]}" --out="$OUT" > "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "FAIL: vendor run failed"; exit 1; }
 for f in victim.pt victim.move vendor.key vendor.key.pub watermark_record.json contact_sheet.png report.json \
          scores_whitebox.png scores_blackbox.png \
@@ -24,6 +24,14 @@ for f in independent__wider_net.blackbox.transcript.jsonl independent__wider_net
          victim.sequential.transcript.jsonl victim.sequential.report.json; do
   [ -s "$OUT/suspects/$f" ] || { echo "FAIL: missing $OUT/suspects/$f"; exit 1; }
 done
+# Fingerprint and the combined verdicts, both ways a legal team reaches a suspect.
+grep -q "^combined: stolen flagged" "$OUT.log" || { cat "$OUT.log"; echo "FAIL: no combined table"; exit 1; }
+grep -q "^fingerprint verifier: 4 helper models trained for it, 6 reused from the bundle" "$OUT.log" ||
+  { cat "$OUT.log"; echo "FAIL: fingerprint helpers not reported"; exit 1; }
+for f in victim.fingerprint.report.json victim.fingerprint.transcript.jsonl victim.combined-file.json \
+         victim.combined-endpoint.json independent__wider_net.combined-endpoint.json; do
+  [ -s "$OUT/suspects/$f" ] || { echo "FAIL: missing $OUT/suspects/$f"; exit 1; }
+done
 # The report is valid JSON with both models' accuracies, and the models load in Python.
 /usr/bin/python3 - "$OUT" <<'PY'
 import json, sys, torch
@@ -37,6 +45,17 @@ for name in ("independent: rival vendor's MOVE model", "independent: style-augme
     assert name in rows, rows.keys()
     assert not rows[name]["verdict"].startswith("stolen"), rows[name]
     assert not rows[name]["blackbox_verdict"].startswith("stolen"), rows[name]
+    assert not rows[name]["fingerprint_verdict"].startswith("stolen"), rows[name]
+    assert not rows[name]["combined_file_verdict"].startswith("stolen"), rows[name]
+    assert not rows[name]["combined_endpoint_verdict"].startswith("stolen"), rows[name]
+for row in rows.values():
+    assert "combined_file_verdict" in row and "combined_endpoint_verdict" in row, row
+c = json.load(open(out + "/suspects/victim.combined-file.json"))
+assert c["format"] == "move.combined.v1" and c["rule"] == "holm", c
+assert [l["name"] for l in c["lines"]] == ["white-box MOVE", "UAP fingerprint"], c["lines"]
+c = json.load(open(out + "/suspects/independent__wider_net.combined-endpoint.json"))
+assert [l["name"] for l in c["lines"]] == ["black-box MOVE", "UAP fingerprint"], c["lines"]
+assert r["combined_stolen_examined"] == 6 and r["combined_independent_examined"] == 6, r
 assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
 for row in rows.values():
@@ -76,4 +95,6 @@ expect_error "device" --device=tpu
 expect_error "train-images-idx3-ubyte.gz" --data_dir=/no/such/dir
 expect_error "engine" --engine=magic --train_size=100
 expect_error "blackbox_design" --blackbox_design=magic
+expect_error "query_pool" --query_pool=10 --train_size=100
+expect_error "fingerprint" --calibration=1 --rival_calibration=0 --augmented_calibration=0 --train_size=100
 echo "PASS"

@@ -435,7 +435,8 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
 }  // namespace
 
 absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
-                                                   const BuildBundleOptions& o, const DistillationRecipe& distill) {
+                                                   const BuildBundleOptions& o, const DistillationRecipe& distill,
+                                                   TrainedModels* trained) {
   if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
     return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
   }
@@ -618,6 +619,16 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
   meta["runtime"] = RuntimeDescription();
   const int null_models = (o.decoy_calibration_models + o.augmented_calibration_models) * (1 + static_cast<int>(shadows.size()));
   meta["null_population_models"] = absl::StrCat(null_models);
+  if (trained != nullptr) {
+    *trained = {};
+    for (const verifier_internal::PopulationModels& pop : populations) {
+      for (const torch::jit::Module& m : pop.benign) trained->benign.push_back({"benign population", pop.architecture, m});
+      trained->held_out.push_back({"reference", pop.architecture, pop.reference});
+      for (size_t i = 0; i < pop.calibration.size(); ++i) {
+        trained->held_out.push_back({pop.calibration_kinds[i], pop.architecture, pop.calibration[i]});
+      }
+    }
+  }
   if (o.show_progress) {
     std::printf("null population: %d rival-vendor and appearance-augmented calibration models (%d per architecture)%s: "
                 "%.1f min of the build\n",
