@@ -281,10 +281,16 @@ absl::Status Finish(const move::OpenedBundle& bundle, const move::VerificationRe
   }
   MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence({move_report, *fp}, absl::GetFlag(FLAGS_alpha)));
   Stamp(&c);
-  std::printf("Combined verdict (Holm over %d lines, alpha %.3g)\n", c.lines_size(), c.alpha());
+  int family = 0;
+  for (const move::EvidenceLine& l : c.lines()) family += !l.excluded_from_family();
+  std::printf("Combined verdict (Holm over %d of %d lines, alpha %.3g)\n", family, c.lines_size(), c.alpha());
   std::printf("  verdict:        %s%s\n", c.verdict().c_str(),
               c.stolen() ? absl::StrCat(" (carried by ", c.decided_by(), ")").c_str() : "");
   for (const move::EvidenceLine& l : c.lines()) {
+    if (l.excluded_from_family()) {
+      std::printf("  %-22s left out of the family (%s)\n", (l.name() + ":").c_str(), l.note().c_str());
+      continue;
+    }
     std::printf("  %-22s p %.3g (log10 %.2f) vs Holm threshold %.3g: %s%s\n", (l.name() + ":").c_str(), l.p_value(),
                 l.log10_p_value(), l.holm_threshold(), l.rejected() ? "rejects" : "does not reject",
                 l.note().empty() ? "" : absl::StrCat(" (", l.note(), ")").c_str());

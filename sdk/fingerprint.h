@@ -159,9 +159,12 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
 // Combines the reports of several lines of evidence on one suspect (white-box, black-box,
 // fingerprint) with Holm's step-down rule at `alpha`: the probability that an independent
 // model is flagged by the combined verdict is at most alpha whatever the lines' dependence.
-// Each line enters with the larger of its paired and model-level p-values, or p = 1 when its
-// classifier is unsound or the suspect is out of its range. kInvalidArgument for no reports
-// or alpha outside (0, 1).
+// Each line enters with the larger of its paired and model-level p-values, or p = 1 when the
+// suspect is out of its range or answered inconsistently. A line whose classifier failed the
+// bundle's soundness check leaves Holm's family (EvidenceLine::excluded_from_family): that is
+// known from the bundle before the examination, so the guarantee holds over the remaining
+// lines and an unsound line does not raise the bar for the sound ones. kInvalidArgument for no
+// reports or alpha outside (0, 1).
 absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationReport>& reports, double alpha);
 
 // The combined verdict as indented JSON.

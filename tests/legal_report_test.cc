@@ -112,6 +112,12 @@ TEST(ParseVerdictJson, RefusesRecordsThatContradictThemselves) {
          c->mutable_reports(0)->set_stolen(false), c->mutable_reports(0)->set_verdict("inconclusive: unsound");
          c->mutable_reports(0)->set_classifier_sound(false);
        }},
+      {"although its classifier is sound", [](CombinedVerdict* c) { c->mutable_lines(0)->set_excluded_from_family(true); }},
+      {"an unsound line is in Holm's family", [](CombinedVerdict* c) {
+         c->mutable_reports(0)->set_stolen(false), c->mutable_reports(0)->set_verdict("inconclusive: unsound");
+         c->mutable_reports(0)->set_classifier_sound(false);
+         c->mutable_lines(0)->set_usable(false), c->mutable_lines(0)->set_rejected(false);
+       }},
       {"2 lines but 1 reports", [](CombinedVerdict* c) { c->mutable_reports()->RemoveLast(); }},
       {"line 1", [](CombinedVerdict* c) { c->mutable_reports(0)->set_model_level_reject(false); }},
   };

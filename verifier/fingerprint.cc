@@ -652,8 +652,11 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
   c.set_rule("holm");
   c.set_alpha(alpha);
   const int lines = static_cast<int>(reports.size());
-  std::vector<int> order(lines);
-  std::iota(order.begin(), order.end(), 0);
+  // Holm's family: the lines whose classifier passed the bundle's soundness check. Which
+  // lines those are is fixed by the bundle before any suspect is examined, so an unsound line
+  // can leave the family without giving up the family-wise guarantee, and does not dilute
+  // the lines that can carry evidence.
+  std::vector<int> order;
   std::vector<double> log10_p(lines, 0);
   int usable = 0;
   for (int i = 0; i < lines; ++i) {
@@ -662,9 +665,15 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
     l->set_name(LineName(r));
     l->set_verdict(r.verdict());
     l->set_usable(r.classifier_sound() && r.suspect_in_range() && !r.answers_inconsistent());
-    if (r.answers_inconsistent()) l->set_note("the suspect answered repeated images inconsistently: enters with p = 1");
-    else if (!r.classifier_sound()) l->set_note("its classifier failed the soundness check: enters with p = 1");
-    else if (!r.suspect_in_range()) l->set_note("the suspect is outside its range check: enters with p = 1");
+    l->set_excluded_from_family(!r.classifier_sound());
+    if (!l->excluded_from_family()) order.push_back(i);
+    if (!r.classifier_sound()) {
+      l->set_note("its classifier failed the bundle's soundness check: left out of Holm's family, it claims nothing");
+    } else if (r.answers_inconsistent()) {
+      l->set_note("the suspect answered repeated images inconsistently: enters with p = 1");
+    } else if (!r.suspect_in_range()) {
+      l->set_note("the suspect is outside its range check: enters with p = 1");
+    }
     if (l->usable()) {
       ++usable;
       log10_p[i] = r.log10_p_value();
@@ -681,16 +690,17 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return log10_p[a] < log10_p[b]; });
   std::vector<std::string> decided;
   bool still = true;
-  for (int rank = 0; rank < lines; ++rank) {
+  const int family = static_cast<int>(order.size());
+  for (int rank = 0; rank < family; ++rank) {
     EvidenceLine* l = c.mutable_lines(order[rank]);
-    const double threshold = alpha / (lines - rank);
+    const double threshold = alpha / (family - rank);
     l->set_holm_threshold(threshold);
     still = still && l->usable() && log10_p[order[rank]] <= std::log10(threshold);
     l->set_rejected(still);
     if (still) decided.push_back(l->name());
   }
-  const double min_log10 = log10_p[order[0]];
-  c.set_log10_p_value(std::min(0.0, min_log10 + std::log10(static_cast<double>(lines))));
+  const double min_log10 = family > 0 ? log10_p[order[0]] : 0.0;
+  c.set_log10_p_value(std::min(0.0, min_log10 + std::log10(static_cast<double>(std::max(family, 1)))));
   c.set_p_value(std::pow(10.0, c.log10_p_value()));
   c.set_stolen(!decided.empty());
   c.set_decided_by(absl::StrJoin(decided, ", "));

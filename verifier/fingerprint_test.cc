@@ -244,12 +244,31 @@ TEST(CombineEvidenceTest, HolmStepDown) {
   c = CombineEvidence({Line("blackbox", std::log10(0.006), -5), Line("fingerprint", std::log10(0.5), -5)}, 0.01);
   EXPECT_FALSE(c->stolen());
   EXPECT_EQ(c->verdict(), "not stolen");
-  // An unsound line enters with p = 1 and never carries the decision.
+  // A line the bundle declared unsound never carries the decision and leaves Holm's family:
+  // the sound line alone is tested at alpha, not alpha / 2 (0.006 rejects here, not above).
   c = CombineEvidence({Line("blackbox", -9, -9, /*sound=*/false), Line("fingerprint", -3, -3)}, 0.01);
   EXPECT_TRUE(c->stolen());
   EXPECT_EQ(c->decided_by(), "UAP fingerprint");
   EXPECT_FALSE(c->lines(0).usable());
+  EXPECT_TRUE(c->lines(0).excluded_from_family());
+  EXPECT_FALSE(c->lines(0).rejected());
+  EXPECT_EQ(c->lines(0).holm_threshold(), 0);
   EXPECT_EQ(c->lines(0).p_value(), 1);
+  c = CombineEvidence({Line("whitebox", -9, std::log10(0.006)), Line("fingerprint", -12, -12, /*sound=*/false)}, 0.01);
+  EXPECT_TRUE(c->stolen());
+  EXPECT_EQ(c->decided_by(), "white-box MOVE");
+  EXPECT_NEAR(c->lines(0).holm_threshold(), 0.01, 1e-15);
+  EXPECT_NEAR(c->p_value(), 0.006, 1e-12);
+  // A line unusable for this suspect only (range check) stays in the family with p = 1.
+  c = CombineEvidence({Line("whitebox", -9, std::log10(0.006)), Line("fingerprint", -12, -12, true, /*in_range=*/false)}, 0.01);
+  EXPECT_FALSE(c->stolen());
+  EXPECT_FALSE(c->lines(1).excluded_from_family());
+  EXPECT_NEAR(c->lines(0).holm_threshold(), 0.005, 1e-15);
+  // Every line unsound: nothing is claimed.
+  c = CombineEvidence({Line("whitebox", -9, -9, false), Line("fingerprint", -9, -9, false)}, 0.01);
+  EXPECT_FALSE(c->stolen());
+  EXPECT_NE(c->verdict().find("inconclusive"), std::string::npos);
+  EXPECT_EQ(c->p_value(), 1);
   c = CombineEvidence({Line("blackbox", -9, -9, true, /*in_range=*/false)}, 0.01);
   EXPECT_FALSE(c->stolen());
   EXPECT_NE(c->verdict().find("inconclusive"), std::string::npos);

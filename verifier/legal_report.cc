@@ -334,6 +334,8 @@ std::string ClaimParagraph(const CombinedVerdict& c, Finding f) {
   const double alpha = c.alpha() > 0 ? c.alpha() : (c.reports_size() ? c.reports(0).alpha() : 0.01);
   const std::string a = Esc(Num(alpha)), a_pct = Esc(Percent(alpha));
   const bool combined = c.lines_size() > 0;
+  int family = 0;
+  for (const EvidenceLine& l : c.lines()) family += !l.excluded_from_family();
   switch (f) {
     case Finding::kStolen:
       return absl::StrCat(
@@ -341,7 +343,7 @@ std::string ClaimParagraph(const CombinedVerdict& c, Finding f) {
           "model. Independent models do not carry it. The examination is built so that an independent model is flagged "
           "with probability at most ",
           a_pct, " (significance level alpha = ", a,
-          combined ? absl::StrCat(", over all ", c.lines_size(), " lines of evidence together, by Holm's rule")
+          combined ? absl::StrCat(", over all ", family, " sound lines of evidence together, by Holm's rule")
                    : std::string(),
           "); the evidence here reached p = ", PValue(c.p_value(), c.log10_p_value()),
           combined ? absl::StrCat(" (Holm-adjusted; carried by ", Esc(c.decided_by()), ")") : std::string(),
@@ -384,7 +386,8 @@ std::string LinesTable(const CombinedVerdict& c) {
       "level)</th><th>Holm threshold</th><th>rejects</th><th>the line's own verdict</th></tr></thead><tbody>\n";
   for (const EvidenceLine& l : c.lines()) {
     absl::StrAppend(&s, "<tr><td>", Esc(l.name()), "</td><td>", l.usable() ? "yes" : "no", "</td><td>",
-                    PValue(l.p_value(), l.log10_p_value()), "</td><td>", Esc(Num(l.holm_threshold())), "</td><td>",
+                    PValue(l.p_value(), l.log10_p_value()), "</td><td>",
+                    l.excluded_from_family() ? std::string("left out (unsound)") : Esc(Num(l.holm_threshold())), "</td><td>",
                     l.rejected() ? "<b>yes</b>" : "no", "</td><td>", Esc(l.verdict()),
                     l.note().empty() ? "" : absl::StrCat("<br><span class=\"dim\">", Esc(l.note()), "</span>"), "</td></tr>\n");
   }
@@ -392,7 +395,9 @@ std::string LinesTable(const CombinedVerdict& c) {
                       "k-th smallest is compared with alpha / (L &minus; k + 1); the probability that an independent model "
                       "is flagged by the combined verdict is at most alpha whatever the dependence between the lines. A "
                       "line enters with the larger of its two p-values because it claims theft only when both of its "
-                      "tests reject; an unusable line enters with p = 1.</p>\n");
+                      "tests reject; a line unusable for this suspect (range check, inconsistent answers) enters with p = 1. A line whose "
+                      "classifier failed the bundle's build-time soundness check is left out of the family: that was "
+                      "known before the examination, so the guarantee holds over the other lines.</p>\n");
   return s;
 }
 
@@ -778,6 +783,15 @@ absl::Status CheckCombinedConsistent(const CombinedVerdict& c) {
         return Contradiction(where, absl::StrCat("the line's p-value ", l.p_value(), " is smaller than its report's tests allow"));
       }
     }
+    if (l.excluded_from_family()) {
+      // Only a line the bundle itself declared unsound may leave the family, and it claims nothing.
+      if (r.classifier_sound()) return Contradiction(where, "left out of Holm's family although its classifier is sound");
+      if (l.usable() || l.rejected() || l.holm_threshold() != 0) {
+        return Contradiction(where, "left out of Holm's family but recorded as usable, rejected or with a threshold");
+      }
+      continue;
+    }
+    if (!r.classifier_sound()) return Contradiction(where, "an unsound line is in Holm's family");
     if (!(l.holm_threshold() > 0 && l.holm_threshold() <= c.alpha() * (1 + 1e-12))) {
       return Contradiction(where, absl::StrCat("Holm threshold ", l.holm_threshold(), " is not in (0, alpha]"));
     }
