@@ -129,6 +129,12 @@ using google::protobuf::Value;
 Value Num(double v) { Value x; x.set_number_value(v); return x; }
 Value Str(const std::string& v) { Value x; x.set_string_value(v); return x; }
 
+// Sets report fields from named counts.
+void SetCounts(google::protobuf::Map<std::string, Value>& fields,
+               std::initializer_list<std::pair<const char*, double>> counts) {
+  for (const auto& [name, value] : counts) fields[name] = Num(value);
+}
+
 // `bazel run` starts the program in its runfiles tree; relative paths the user typed are
 // meant relative to where they ran the command (BUILD_WORKING_DIRECTORY).
 std::string UserPath(const std::string& path, bool must_exist) {
@@ -650,13 +656,13 @@ absl::Status Run() {
                 "(sequential %d/%d)\n",
                 bb_stolen_flagged, bb_stolen, seq_stolen_flagged, bb_stolen, static_cast<long long>(median),
                 bb_indep_flagged, bb_indep, seq_indep_flagged, bb_indep);
-    fields["blackbox_stolen_flagged"] = Num(bb_stolen_flagged);
-    fields["blackbox_independent_flagged"] = Num(bb_indep_flagged);
-    fields["blackbox_stolen_examined"] = Num(bb_stolen);
-    fields["blackbox_independent_examined"] = Num(bb_indep);
-    fields["sequential_stolen_flagged"] = Num(seq_stolen_flagged);
-    fields["sequential_independent_flagged"] = Num(seq_indep_flagged);
-    fields["sequential_median_queries_stolen"] = Num(median);
+    SetCounts(fields, {{"blackbox_stolen_flagged", bb_stolen_flagged},
+                       {"blackbox_independent_flagged", bb_indep_flagged},
+                       {"blackbox_stolen_examined", bb_stolen},
+                       {"blackbox_independent_examined", bb_indep},
+                       {"sequential_stolen_flagged", seq_stolen_flagged},
+                       {"sequential_independent_flagged", seq_indep_flagged},
+                       {"sequential_median_queries_stolen", static_cast<double>(median)}});
   }
   if (!combined_lines.empty()) {
     const move::FingerprintVerifier& fv = bundle.contents.fingerprint();
@@ -670,12 +676,12 @@ absl::Status Run() {
                 "and %d/%d\n",
                 file_stolen_flagged, combined_stolen, endpoint_stolen_flagged, combined_stolen, file_indep_flagged,
                 combined_indep, endpoint_indep_flagged, combined_indep);
-    fields["combined_file_stolen_flagged"] = Num(file_stolen_flagged);
-    fields["combined_endpoint_stolen_flagged"] = Num(endpoint_stolen_flagged);
-    fields["combined_file_independent_flagged"] = Num(file_indep_flagged);
-    fields["combined_endpoint_independent_flagged"] = Num(endpoint_indep_flagged);
-    fields["combined_stolen_examined"] = Num(combined_stolen);
-    fields["combined_independent_examined"] = Num(combined_indep);
+    SetCounts(fields, {{"combined_file_stolen_flagged", file_stolen_flagged},
+                       {"combined_endpoint_stolen_flagged", endpoint_stolen_flagged},
+                       {"combined_file_independent_flagged", file_indep_flagged},
+                       {"combined_endpoint_independent_flagged", endpoint_indep_flagged},
+                       {"combined_stolen_examined", combined_stolen},
+                       {"combined_independent_examined", combined_indep}});
   }
   *fields["suspects"].mutable_list_value() = rows;
   // Pictures of the score distributions, one band per suspect in table order.
