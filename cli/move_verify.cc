@@ -19,6 +19,9 @@
 // and the JSON is then the combined verdict (move.combined.v1: Holm over the lines, every
 // line's full report inside); --fingerprint=false keeps MOVE alone; --mode=fingerprint runs
 // the fingerprint line alone (--suspect, --endpoint or --replay of its own transcript).
+// Bundles with a label-agreement verifier likewise add that line (the suspect's top labels on
+// the victim's mistakes; transcript <transcript>.label-agreement.jsonl, --label_errors);
+// --label_agreement=false leaves it out, --mode=label-agreement runs it alone.
 //
 // The suspect is hostile by assumption. White-box reads its weights only (TorchScript,
 // torch.save state dicts or safetensors) into the SDK's own graph: none of its code runs. A
@@ -50,6 +53,7 @@
 #include "sdk/blackbox.h"
 #include "sdk/bundle.h"
 #include "sdk/fingerprint.h"
+#include "sdk/label_agreement.h"
 #include "sdk/ownership.h"
 #include "sdk/runtime.h"
 #include "sdk/prediction_protocol.pb.h"
@@ -59,8 +63,9 @@ ABSL_FLAG(std::string, bundle, "", "Signed verifier bundle (.move). Required.");
 ABSL_FLAG(std::string, suspect, "", "Suspect TorchScript model file (from the SDK or PyTorch).");
 ABSL_FLAG(std::string, trusted_key, "", "Vendor's public key file; the bundle must be signed by it.");
 ABSL_FLAG(std::string, mode, "whitebox",
-          "whitebox (needs the suspect's weights), blackbox (needs its predictions) or fingerprint (the UAP "
-          "fingerprint line alone; needs its predictions).");
+          "whitebox (needs the suspect's weights), blackbox (needs its predictions), fingerprint (the UAP "
+          "fingerprint line alone; needs its predictions) or label-agreement (the label-agreement line alone; needs "
+          "its top labels).");
 ABSL_FLAG(int64_t, m, 0,
           "Verification samples to use; 0 = the mode's default (white-box: all in the bundle; black-box: 100, "
           "21 queries each with a style-contrast bundle, 10 with the paper's design).");
@@ -100,6 +105,13 @@ ABSL_FLAG(bool, fingerprint, true,
           "--suspect, --endpoint, or --replay of a transcript with fingerprint queries) and report the combined "
           "verdict (Holm over the lines of evidence).");
 ABSL_FLAG(int64_t, fingerprints, 20, "Fingerprints to query (2 x points per fingerprint queries each); 0 = all in the bundle.");
+ABSL_FLAG(bool, label_agreement, true,
+          "When the bundle has a label-agreement verifier, also examine the suspect by its labels on the victim's "
+          "mistakes (same channel; --replay of a transcript with label-agreement queries) and report the combined "
+          "verdict.");
+ABSL_FLAG(int64_t, label_errors, 0,
+          "Label agreement: the victim's mistakes to ask about (with covers in the bundle's proportion); 0 = all in "
+          "the bundle.");
 ABSL_FLAG(bool, reference_compatible, false,
           "Also report the reference code's 40 x (m = 10) harmonic-mean p (for comparison with published numbers only).");
 
@@ -197,11 +209,50 @@ std::string TranscriptBase() {
   return t;
 }
 
-// The fingerprint line: runs when the bundle has a fingerprint verifier and the suspect can be
-// queried here (a file, an endpoint, or a replay whose fingerprint transcript exists). Returns
-// nullopt with a printed reason otherwise.
-// `alone` (--mode=fingerprint): --replay names the fingerprint transcript itself and new
+// How a query line beside the MOVE line reaches the suspect: the MOVE line's channel (a file,
+// an endpoint), or a replay of the line's own transcript (<replay><suffix>). Returns nullopt
+// with a printed reason when the line cannot run here (offline answers, no transcript to
+// replay). `alone` (--mode=<the line>): --replay names the line's transcript itself and new
 // queries go to the transcript path without a suffix.
+struct LineChannel {
+  std::unique_ptr<move::SuspectChannel> channel;
+  std::string transcript_path;  // "" for a replay
+};
+absl::StatusOr<std::optional<LineChannel>> OpenLineChannel(const move::OpenedBundle& bundle, const char* title,
+                                                           const char* mode, const std::string& suffix, bool alone) {
+  const std::string suspect = absl::GetFlag(FLAGS_suspect), endpoint = absl::GetFlag(FLAGS_endpoint),
+                    replay = absl::GetFlag(FLAGS_replay);
+  LineChannel c;
+  if (!replay.empty()) {
+    const std::string transcript = alone ? replay : replay + suffix;
+    if (!std::filesystem::exists(transcript)) {
+      std::printf("%s: not run (no %s to replay)\n\n", title, transcript.c_str());
+      return std::nullopt;
+    }
+    MOVE_ASSIGN_OR_RETURN(c.channel, move::OpenReplayChannel(transcript));
+  } else if (!suspect.empty()) {
+    // White-box: the same weights-only reading as the MOVE line; otherwise the suspect's code
+    // runs in the sandbox.
+    if (absl::GetFlag(FLAGS_mode) == "whitebox") {
+      MOVE_ASSIGN_OR_RETURN(c.channel, move::OpenWeightsChannel(bundle, suspect, absl::GetFlag(FLAGS_device)));
+    } else {
+      MOVE_ASSIGN_OR_RETURN(c.channel, OpenSandboxed(suspect));
+    }
+    c.transcript_path = TranscriptBase() + (alone ? "" : suffix);
+  } else if (!endpoint.empty()) {
+    MOVE_ASSIGN_OR_RETURN(c.channel, OpenEndpoint(endpoint));
+    c.transcript_path = TranscriptBase() + (alone ? "" : suffix);
+  } else if (alone) {
+    return absl::InvalidArgumentError(absl::StrCat(mode, " mode needs one of --suspect, --endpoint or --replay"));
+  } else {
+    std::printf("%s: not run (offline answers cover the MOVE queries only)\n\n", title);
+    return std::nullopt;
+  }
+  return std::optional<LineChannel>(std::move(c));
+}
+
+// The fingerprint line: runs when the bundle has a fingerprint verifier and the suspect can be
+// queried here (OpenLineChannel). Returns nullopt with a printed reason otherwise.
 absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const move::OpenedBundle& bundle,
                                                                        bool alone = false) {
   if (!alone && !absl::GetFlag(FLAGS_fingerprint)) return std::nullopt;
@@ -209,9 +260,6 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
     if (alone) return absl::FailedPreconditionError("the bundle has no fingerprint verifier (built without one)");
     return std::nullopt;
   }
-  const std::string suspect = absl::GetFlag(FLAGS_suspect), endpoint = absl::GetFlag(FLAGS_endpoint),
-                    replay = absl::GetFlag(FLAGS_replay);
-  std::unique_ptr<move::SuspectChannel> channel;
   move::FingerprintVerifyOptions o;
   o.fingerprints = absl::GetFlag(FLAGS_fingerprints);
   o.alpha = absl::GetFlag(FLAGS_alpha);
@@ -219,32 +267,11 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
   o.accept_logits = absl::GetFlag(FLAGS_accept_logits);
   o.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
   o.sequential = absl::GetFlag(FLAGS_sequential);
-  if (!replay.empty()) {
-    const std::string fp_transcript = alone ? replay : replay + ".fingerprint.jsonl";
-    if (!std::filesystem::exists(fp_transcript)) {
-      std::printf("UAP fingerprint: not run (no %s to replay)\n\n", fp_transcript.c_str());
-      return std::nullopt;
-    }
-    MOVE_ASSIGN_OR_RETURN(channel, move::OpenReplayChannel(fp_transcript));
-  } else if (!suspect.empty()) {
-    // White-box: the same weights-only reading as the MOVE line; otherwise the suspect's code
-    // runs in the sandbox.
-    if (absl::GetFlag(FLAGS_mode) == "whitebox") {
-      MOVE_ASSIGN_OR_RETURN(channel, move::OpenWeightsChannel(bundle, suspect, absl::GetFlag(FLAGS_device)));
-    } else {
-      MOVE_ASSIGN_OR_RETURN(channel, OpenSandboxed(suspect));
-    }
-    o.transcript_path = TranscriptBase() + (alone ? "" : ".fingerprint.jsonl");
-  } else if (!endpoint.empty()) {
-    MOVE_ASSIGN_OR_RETURN(channel, OpenEndpoint(endpoint));
-    o.transcript_path = TranscriptBase() + (alone ? "" : ".fingerprint.jsonl");
-  } else if (alone) {
-    return absl::InvalidArgumentError("fingerprint mode needs one of --suspect, --endpoint or --replay");
-  } else {
-    std::printf("UAP fingerprint: not run (offline answers cover the MOVE queries only)\n\n");
-    return std::nullopt;
-  }
-  absl::StatusOr<move::VerificationReport> rep = move::VerifyFingerprint(bundle, *channel, o);
+  MOVE_ASSIGN_OR_RETURN(std::optional<LineChannel> lc,
+                        OpenLineChannel(bundle, "UAP fingerprint", "fingerprint", ".fingerprint.jsonl", alone));
+  if (!lc) return std::nullopt;
+  o.transcript_path = lc->transcript_path;
+  absl::StatusOr<move::VerificationReport> rep = move::VerifyFingerprint(bundle, *lc->channel, o);
   if (!rep.ok()) return absl::Status(rep.status().code(), absl::StrCat("fingerprint: ", rep.status().message()));
   const move::VerificationReport& r = *rep;
   std::printf("UAP fingerprint verification of %s\n", r.suspect_channel().c_str());
@@ -271,15 +298,60 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
   return std::optional<move::VerificationReport>(r);
 }
 
+// The label-agreement line, like RunFingerprint.
+absl::StatusOr<std::optional<move::VerificationReport>> RunLabelAgreement(const move::OpenedBundle& bundle,
+                                                                          bool alone = false) {
+  if (!alone && !absl::GetFlag(FLAGS_label_agreement)) return std::nullopt;
+  if (!bundle.contents.has_label_agreement() || bundle.contents.label_agreement().method().empty()) {
+    if (alone) return absl::FailedPreconditionError("the bundle has no label-agreement verifier (built without one)");
+    return std::nullopt;
+  }
+  move::LabelAgreementVerifyOptions o;
+  o.errors = absl::GetFlag(FLAGS_label_errors);
+  o.alpha = absl::GetFlag(FLAGS_alpha);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  o.accept_logits = absl::GetFlag(FLAGS_accept_logits);
+  o.min_relative_accuracy = absl::GetFlag(FLAGS_min_relative_accuracy);
+  MOVE_ASSIGN_OR_RETURN(std::optional<LineChannel> lc, OpenLineChannel(bundle, "Label agreement", "label-agreement",
+                                                                       ".label-agreement.jsonl", alone));
+  if (!lc) return std::nullopt;
+  o.transcript_path = lc->transcript_path;
+  absl::StatusOr<move::VerificationReport> rep = move::VerifyLabelAgreement(bundle, *lc->channel, o);
+  if (!rep.ok()) return absl::Status(rep.status().code(), absl::StrCat("label agreement: ", rep.status().message()));
+  const move::VerificationReport& r = *rep;
+  std::printf("Label agreement on the victim's mistakes, %s\n", r.suspect_channel().c_str());
+  std::printf("  verdict:        %s\n", r.verdict().c_str());
+  std::printf("  p-value:        %.3g (log10 %.2f), %s, alpha %.3g, %lld of the victim's mistakes\n", r.p_value(),
+              r.log10_p_value(), r.test().c_str(), r.alpha(), static_cast<long long>(r.m()));
+  std::printf("  agreement:      the suspect gives the victim's wrong label on %.1f%% of them (reference %.1f%%)\n",
+              100 * r.suspect_mean_score(), 100 * r.reference_mean_score());
+  std::printf("  accuracy:       suspect %.3f vs reference %.3f on the images asked (range check %s)\n",
+              r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
+  PrintModelLevel(r);
+  std::printf("  queries:        %lld (mistakes and covers, shuffled)\n", static_cast<long long>(r.queries()));
+  PrintConsistency(r);
+  std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
+  if (!r.transcript_path().empty()) {
+    std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
+  }
+  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
+  std::printf("\n");
+  return std::optional<move::VerificationReport>(r);
+}
+
 // Prints the combined verdict and writes it (or the single report when there is one line).
 absl::Status Finish(const move::OpenedBundle& bundle, const move::VerificationReport& move_report) {
+  std::vector<move::VerificationReport> lines = {move_report};
   MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle));
-  if (!fp) {
+  if (fp) lines.push_back(*fp);
+  MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> la, RunLabelAgreement(bundle));
+  if (la) lines.push_back(*la);
+  if (lines.size() == 1) {
     move::VerificationReport r = move_report;
     Stamp(&r);
     return WriteOrPrintJson(move::ReportToJson(r));
   }
-  MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence({move_report, *fp}, absl::GetFlag(FLAGS_alpha)));
+  MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence(lines, absl::GetFlag(FLAGS_alpha)));
   Stamp(&c);
   int family = 0;
   for (const move::EvidenceLine& l : c.lines()) family += !l.excluded_from_family();
@@ -391,7 +463,7 @@ absl::Status RunBlackBox(const move::OpenedBundle& bundle) {
 // Every output path is checked before any work: no output is an input of this run or another
 // output, transcripts and exports are new, the report is new unless --overwrite, and every
 // folder is writable.
-absl::Status CheckPaths(const std::string& mode, bool bundle_has_fingerprint) {
+absl::Status CheckPaths(const std::string& mode, bool bundle_has_fingerprint, bool bundle_has_label_agreement) {
   using move::core::NamedPath;
   const std::string replay = absl::GetFlag(FLAGS_replay), queries = absl::GetFlag(FLAGS_queries);
   std::vector<NamedPath> inputs = {{"--bundle", absl::GetFlag(FLAGS_bundle)},
@@ -400,14 +472,19 @@ absl::Status CheckPaths(const std::string& mode, bool bundle_has_fingerprint) {
                                    {"--answers", absl::GetFlag(FLAGS_answers)},
                                    {"--replay", replay},
                                    {"--replay (fingerprint)", replay.empty() ? "" : replay + ".fingerprint.jsonl"},
+                                   {"--replay (label agreement)", replay.empty() ? "" : replay + ".label-agreement.jsonl"},
                                    {"--queries", queries.empty() ? "" : queries + "/manifest.json"}};
   const bool new_queries = replay.empty() && absl::GetFlag(FLAGS_export_queries).empty();
   std::vector<NamedPath> transcripts;
-  if (new_queries && mode != "whitebox" && mode != "fingerprint") transcripts.push_back({"--transcript", TranscriptBase()});
-  const bool fingerprint_queries = new_queries && (!absl::GetFlag(FLAGS_suspect).empty() || !absl::GetFlag(FLAGS_endpoint).empty());
-  if (fingerprint_queries && mode == "fingerprint") transcripts.push_back({"--transcript", TranscriptBase()});
-  if (fingerprint_queries && mode != "fingerprint" && absl::GetFlag(FLAGS_fingerprint) && bundle_has_fingerprint) {
+  const bool alone = mode == "fingerprint" || mode == "label-agreement";
+  if (new_queries && mode != "whitebox" && !alone) transcripts.push_back({"--transcript", TranscriptBase()});
+  const bool line_queries = new_queries && (!absl::GetFlag(FLAGS_suspect).empty() || !absl::GetFlag(FLAGS_endpoint).empty());
+  if (line_queries && alone) transcripts.push_back({"--transcript", TranscriptBase()});
+  if (line_queries && !alone && absl::GetFlag(FLAGS_fingerprint) && bundle_has_fingerprint) {
     transcripts.push_back({"--transcript (fingerprint)", TranscriptBase() + ".fingerprint.jsonl"});
+  }
+  if (line_queries && !alone && absl::GetFlag(FLAGS_label_agreement) && bundle_has_label_agreement) {
+    transcripts.push_back({"--transcript (label agreement)", TranscriptBase() + ".label-agreement.jsonl"});
   }
   for (const NamedPath& t : transcripts) {
     absl::Status s = move::core::CheckOutputPath(t.flag, t.path, inputs, /*overwrite=*/false);
@@ -427,8 +504,9 @@ absl::Status CheckPaths(const std::string& mode, bool bundle_has_fingerprint) {
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_bundle).empty()) return absl::InvalidArgumentError("--bundle: required");
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode != "whitebox" && mode != "blackbox" && mode != "fingerprint") {
-    return absl::InvalidArgumentError(absl::StrCat("--mode: expected whitebox, blackbox or fingerprint, got '", mode, "'"));
+  if (mode != "whitebox" && mode != "blackbox" && mode != "fingerprint" && mode != "label-agreement") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mode: expected whitebox, blackbox, fingerprint or label-agreement, got '", mode, "'"));
   }
   if (mode == "whitebox" && absl::GetFlag(FLAGS_suspect).empty()) {
     return absl::InvalidArgumentError("--suspect: required in white-box mode");
@@ -447,12 +525,21 @@ absl::Status Run() {
   }
   MOVE_ASSIGN_OR_RETURN(move::OpenedBundle bundle, move::ReadBundle(absl::GetFlag(FLAGS_bundle), trusted));
   // Reading the bundle wrote nothing; every output is checked before anything else runs.
-  MOVE_RETURN_IF_ERROR(CheckPaths(mode, bundle.contents.has_fingerprint() && !bundle.contents.fingerprint().method().empty()));
+  MOVE_RETURN_IF_ERROR(CheckPaths(mode, bundle.contents.has_fingerprint() && !bundle.contents.fingerprint().method().empty(),
+                                  bundle.contents.has_label_agreement() &&
+                                      !bundle.contents.label_agreement().method().empty()));
   if (mode == "blackbox") return RunBlackBox(bundle);
   if (mode == "fingerprint") {
     MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle, /*alone=*/true));
+    if (!fp) return absl::NotFoundError("--replay: the transcript does not exist");
     Stamp(&*fp);
     return WriteOrPrintJson(move::ReportToJson(*fp));
+  }
+  if (mode == "label-agreement") {
+    MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> la, RunLabelAgreement(bundle, /*alone=*/true));
+    if (!la) return absl::NotFoundError("--replay: the transcript does not exist");
+    Stamp(&*la);
+    return WriteOrPrintJson(move::ReportToJson(*la));
   }
   move::VerifyOptions options;
   options.m = absl::GetFlag(FLAGS_m);

@@ -8,14 +8,16 @@
 //    the meta-classifier, a held-out benign reference and calibration models (soundness
 //    check: benign, rival-vendor and appearance-augmented), the UAP fingerprint verifier
 //    (students that query the victim with a query pool, the bundle's benign models reused as
-//    its independents and null population), and writes the signed verifier bundle.
+//    its independents and null population), the label-agreement line (the victim's mistakes
+//    on the test split against the same benign models), and writes the signed verifier bundle.
 // 3. Verify: makes suspects (the victim, a fine-tuned copy, distilled students, logit- and
 //    label-query students) and independent models that never touched the bundle (other seed,
 //    disjoint data split, another seed on that split, a wider net, a rival vendor's MOVE model
 //    with its own secret style, a model trained with appearance augmentation), examines each
 //    with the bundle in white-box mode and, served over HTTP on loopback, in black-box mode
-//    (fixed m and sequential) and with the fingerprint, and prints the tables, the last one
-//    with the combined verdict move_verify gives (Holm over the MOVE line and the fingerprint).
+//    (fixed m and sequential), with the fingerprint and by label agreement, and prints the
+//    tables, the last one with the combined verdict move_verify gives (Holm over the MOVE line,
+//    the fingerprint and the label agreement).
 //    Independent models must not be flagged.
 // Writes, atomically, into --out:
 //   victim.pt                  the victim (TorchScript; torch.jit.load-able from Python)
@@ -25,11 +27,12 @@
 //   contact_sheet.png          originals (odd rows) over their styled versions (even rows)
 //   scores_whitebox.png, scores_blackbox.png   score distributions per suspect (pictures)
 //   suspects/NAME.pt, suspects/NAME.report.json   each suspect and its white-box report
-//   suspects/NAME.{blackbox,sequential,fingerprint}.{report.json,transcript.jsonl}   black-box
-//                              and fingerprint reports and the transcripts of every query
+//   suspects/NAME.{blackbox,sequential,fingerprint,label-agreement}.{report.json,transcript.jsonl}
+//                              black-box, fingerprint and label-agreement reports and the
+//                              transcripts of every query
 //                              (replay with move_verify --replay)
 //   suspects/NAME.combined-{file,endpoint}.json   the combined verdicts (white-box or
-//                              black-box, with the fingerprint)
+//                              black-box, with the fingerprint and the label agreement)
 //   report.json                the whole run, machine-readable
 #include <algorithm>
 #include <chrono>
@@ -62,6 +65,7 @@
 #include "sdk/dataset.h"
 #include "sdk/embed.h"
 #include "sdk/fingerprint.h"
+#include "sdk/label_agreement.h"
 #include "sdk/image.h"
 #include "sdk/model.h"
 #include "sdk/runtime.h"
@@ -110,6 +114,9 @@ ABSL_FLAG(bool, blackbox, true,
 ABSL_FLAG(bool, fingerprint, true,
           "Also build the UAP fingerprint verifier into the bundle (3 piracy helpers and 1 independent on a query pool; "
           "the bundle's own benign models as its other independents and calibration) and print the combined verdict.");
+ABSL_FLAG(bool, label_agreement, true,
+          "Also build the label-agreement line into the bundle (the victim's mistakes on the test split against the "
+          "bundle's own benign models; nothing is trained for it) and examine every suspect with it.");
 ABSL_FLAG(int, query_pool, 5000,
           "Images of the training set's third split (neither the owner's nor the attackers') that the fingerprint "
           "helpers query the victim with.");
@@ -178,11 +185,12 @@ absl::Status Run() {
   if (absl::GetFlag(FLAGS_rival_calibration) < 0 || absl::GetFlag(FLAGS_augmented_calibration) < 0) {
     return absl::InvalidArgumentError("--rival_calibration, --augmented_calibration: must be >= 0");
   }
-  if (absl::GetFlag(FLAGS_fingerprint) &&
+  if ((absl::GetFlag(FLAGS_fingerprint) || absl::GetFlag(FLAGS_label_agreement)) &&
       1 + absl::GetFlag(FLAGS_calibration) + absl::GetFlag(FLAGS_rival_calibration) + absl::GetFlag(FLAGS_augmented_calibration) < 3) {
     return absl::InvalidArgumentError(
-        "--fingerprint: needs at least 3 held-out benign models (the reference plus --calibration, --rival_calibration and "
-        "--augmented_calibration models); add some or pass --fingerprint=false");
+        "--fingerprint, --label_agreement: need at least 3 held-out benign models (the reference plus --calibration, "
+        "--rival_calibration and --augmented_calibration models); add some or pass --fingerprint=false "
+        "--label_agreement=false");
   }
   MOVE_ASSIGN_OR_RETURN(move::ModelSpec spec, move::ParseModelSpec(absl::GetFlag(FLAGS_arch)));
   std::printf("MOVE SDK %s vendor example | %s\n", move::kSdkVersion, move::RuntimeDescription().c_str());
@@ -373,6 +381,20 @@ absl::Status Run() {
     std::printf("fingerprint verifier: %zu helper models trained for it, %zu reused from the bundle, %.1f min\n",
                 fin.piracy.size() + 1, trained.benign.size() + trained.held_out.size(),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - fp_start).count() / 60);
+  }
+  if (absl::GetFlag(FLAGS_label_agreement)) {
+    // The victim's mistakes on the test split (no model here trained on it) against every
+    // benign model the bundle trained: the reference first, then the calibration models and
+    // the population members. Nothing is trained for this line.
+    move::LabelAgreementBuildInputs la;
+    la.victim = &victim;
+    la.pool = &test_rgb;
+    for (const move::TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model});
+    for (const move::TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model});
+    move::LabelAgreementBuildOptions lo;
+    lo.alpha = absl::GetFlag(FLAGS_alpha);
+    lo.seed = seed;
+    MOVE_ASSIGN_OR_RETURN(*contents.mutable_label_agreement(), move::BuildLabelAgreementVerifier(la, lo));
   }
   trained = {};
   const std::string bundle_path = out + "/victim.move";
@@ -585,10 +607,38 @@ absl::Status Run() {
         }
       }
     }
+    std::optional<move::VerificationReport> label_report;
+    std::string label_cell = "-";
+    if (bundle.contents.has_label_agreement()) {
+      // Label agreement over HTTP: top-1 labels on the victim's mistakes and the covers.
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::PredictionServer> server, move::PredictionServer::Start(s.model, {}));
+      MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::SuspectChannel> channel, move::OpenHttpChannel(server->url()));
+      move::LabelAgreementVerifyOptions lao;
+      lao.alpha = absl::GetFlag(FLAGS_alpha);
+      lao.show_progress = false;
+      lao.transcript_path = base + ".label-agreement.transcript.jsonl";
+      std::remove(lao.transcript_path.c_str());  // this run's own output, remade
+      absl::StatusOr<move::VerificationReport> la = move::VerifyLabelAgreement(bundle, *channel, lao);
+      server->Stop();
+      if (!la.ok()) {
+        label_cell = "not examinable";
+        (*row.mutable_fields())["label_agreement_verdict"] = Str(absl::StrCat("not examinable: ", la.status().message()));
+      } else {
+        MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".label-agreement.report.json", move::ReportToJson(*la)));
+        (*row.mutable_fields())["label_agreement_verdict"] = Str(la->verdict());
+        (*row.mutable_fields())["label_agreement"] = Num(la->suspect_mean_score());
+        (*row.mutable_fields())["label_agreement_log10_p_value"] = Num(la->log10_p_value());
+        (*row.mutable_fields())["label_agreement_model_level_log10_p_value"] = Num(la->model_level_log10_p_value());
+        (*row.mutable_fields())["label_agreement_queries"] = Num(la->queries());
+        label_cell = absl::StrFormat("%5.3f %6.2f %-11s", la->suspect_mean_score(), la->model_level_log10_p_value(),
+                                     ShortVerdict(*la));
+        label_report = *la;
+      }
+    }
     if (bundle.contents.has_fingerprint()) {
       // The fingerprint line over HTTP, then the combined verdict a legal team reads: Holm
-      // over the lines move_verify runs with a model file (white-box + fingerprint) and with
-      // an endpoint (black-box + fingerprint).
+      // over the lines move_verify runs with a model file (white-box, fingerprint, label
+      // agreement) and with an endpoint (black-box, fingerprint, label agreement).
       MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::PredictionServer> server, move::PredictionServer::Start(s.model, {}));
       MOVE_ASSIGN_OR_RETURN(std::unique_ptr<move::SuspectChannel> channel, move::OpenHttpChannel(server->url()));
       move::FingerprintVerifyOptions fpo;
@@ -610,6 +660,7 @@ absl::Status Run() {
         absl::StrAppend(&line, absl::StrFormat("%5.2f / %4.2f %7.2f / %5.2f %-11s", fp->fingerprint_clean_agreement(),
                                                fp->fingerprint_perturbed_agreement(), fp->log10_p_value(),
                                                fp->model_level_log10_p_value(), ShortVerdict(*fp)));
+        absl::StrAppend(&line, absl::StrFormat(" | %-25s", label_cell));
         // One combined verdict per way the legal team reaches the suspect.
         struct Way { const char* key; std::optional<move::VerificationReport> move_line; int* flagged; };
         Way ways[] = {{"file", r.ok() ? std::optional<move::VerificationReport>(*r) : std::nullopt,
@@ -620,6 +671,7 @@ absl::Status Run() {
           std::vector<move::VerificationReport> lines;
           if (w.move_line) lines.push_back(*w.move_line);
           lines.push_back(*fp);
+          if (label_report) lines.push_back(*label_report);
           MOVE_ASSIGN_OR_RETURN(move::CombinedVerdict c, move::CombineEvidence(lines, absl::GetFlag(FLAGS_alpha)));
           MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::StrCat(base, ".combined-", w.key, ".json"),
                                                                move::CombinedToJson(c)));
@@ -666,11 +718,25 @@ absl::Status Run() {
   }
   if (!combined_lines.empty()) {
     const move::FingerprintVerifier& fv = bundle.contents.fingerprint();
-    std::printf("\nfingerprint and the combined verdict (what move_verify prints: Holm over the MOVE line and the UAP "
-                "fingerprint, alpha %.2g; fingerprint soundness check %s, held-out-model Type-I %.2f, victim log10 p %.2f)\n",
+    std::printf("\nfingerprint, label agreement and the combined verdict (what move_verify prints: Holm over the MOVE "
+                "line, the UAP fingerprint and the label agreement, alpha %.2g; fingerprint soundness check %s, held-out-model "
+                "Type-I %.2f, victim log10 p %.2f",
                 absl::GetFlag(FLAGS_alpha), fv.sound() ? "passed" : "FAILED", fv.type1_error(), fv.victim_log10_p());
-    std::printf("%-40s %-11s %13s %15s %-11s | %-26s | %-26s\n", "suspect", "truth", "agree cl/UAP", "FP log10 p/ML",
-                "fingerprint", "combined: model file (WB)", "combined: endpoint (BB)");
+    if (bundle.contents.has_label_agreement()) {
+      const move::LabelAgreementVerifier& lv = bundle.contents.label_agreement();
+      double lo = 1, hi = 0;
+      for (const move::BenignScores& b : lv.benign_scores()) {
+        double sum = 0;
+        for (float x : b.scores()) sum += x;
+        lo = std::min(lo, sum / std::max(1, b.scores_size()));
+        hi = std::max(hi, sum / std::max(1, b.scores_size()));
+      }
+      std::printf("; label agreement on %d of the victim's mistakes, benign models %.3f-%.3f (%d), soundness check %s",
+                  lv.benign_scores_size() > 0 ? lv.benign_scores(0).scores_size() : 0, lo, hi, lv.benign_scores_size(),
+                  lv.sound() ? "passed" : "FAILED");
+    }
+    std::printf(")\n%-40s %-11s %13s %15s %-11s | %-25s | %-26s | %-26s\n", "suspect", "truth", "agree cl/UAP",
+                "FP log10 p/ML", "fingerprint", "LA agree ML   verdict", "combined: model file (WB)", "combined: endpoint (BB)");
     for (const std::string& line : combined_lines) std::printf("%s\n", line.c_str());
     std::printf("combined: stolen flagged %d/%d with the model file, %d/%d with the endpoint; independent flagged %d/%d "
                 "and %d/%d\n",

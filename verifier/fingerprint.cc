@@ -639,6 +639,7 @@ std::string LineName(const VerificationReport& r) {
   if (r.mode() == "whitebox") return "white-box MOVE";
   if (r.mode() == "blackbox") return r.sequential() ? "black-box MOVE (sequential)" : "black-box MOVE";
   if (r.mode() == "fingerprint") return r.sequential() ? "UAP fingerprint (sequential)" : "UAP fingerprint";
+  if (r.mode() == "label-agreement") return "label agreement";
   return r.mode();
 }
 

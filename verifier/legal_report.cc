@@ -119,6 +119,7 @@ std::string LineTitle(const VerificationReport& r) {
   if (r.mode() == "whitebox") return "White-box MOVE";
   if (r.mode() == "blackbox") return "Black-box MOVE";
   if (r.mode() == "fingerprint") return "UAP fingerprint";
+  if (r.mode() == "label-agreement") return "Label agreement on the victim's mistakes";
   return r.mode().empty() ? "Evidence line" : r.mode();
 }
 
@@ -142,6 +143,13 @@ std::string LineMethod(const VerificationReport& r) {
            "by the victim's universal adversarial perturbations; models extracted from the victim (for example by "
            "querying it) share its decision boundary and answer these like the victim. The score is the similarity of "
            "the suspect's fingerprint to the victim's.";
+  }
+  if (r.mode() == "label-agreement") {
+    return "Only the suspect's top labels were used. The suspect was asked to classify images that the victim "
+           "misclassifies, mixed with images it classifies correctly so that the suspect cannot tell which ones "
+           "matter. Independent models make some of the same mistakes; a model trained to imitate the victim repeats "
+           "its particular ones. The score of an image is 1 when the suspect gives the victim's (wrong) label, else 0; "
+           "the test compares the suspect's share with the benign models' shares on the same images.";
   }
   return "";
 }

@@ -1,0 +1,308 @@
+// Label agreement on the victim's mistakes (sdk/label_agreement.h).
+#include "sdk/label_agreement.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/hash.h"
+#include "core/progress.h"
+#include "core/status_macros.h"
+#include "sdk/model.h"
+#include "verifier/blackbox_features.h"
+#include "verifier/channels.h"
+#include "verifier/ownership_internal.h"
+#include "verifier/sequential.h"
+#include "verifier/significance.h"
+
+namespace move {
+
+namespace {
+
+using namespace verifier_internal;  // NOLINT: this file builds on them
+
+constexpr char kMethod[] = "label-agreement-v1";
+
+at::Tensor Perm(int64_t n, uint64_t seed) {
+  return torch::randperm(n, at::make_generator<at::CPUGeneratorImpl>(seed), torch::TensorOptions().dtype(torch::kInt64));
+}
+
+std::string LabelAgreementSha(const LabelAgreementVerifier& v) {
+  core::Sha256 h;
+  for (const TensorProto* p : {&v.error_images(), &v.victim_labels(), &v.error_true_labels(), &v.cover_images(),
+                               &v.cover_labels(), &v.reference_error_labels(), &v.reference_cover_labels()}) {
+    absl::StatusOr<at::Tensor> t = FromTensorProto(*p);
+    if (t.ok()) h.UpdateTensor(*t);
+  }
+  return h.HexDigest();
+}
+
+absl::StatusOr<at::Tensor> TopClass(const torch::jit::Module& m0, const at::Tensor& images) {
+  torch::jit::Module m = m0.clone();
+  MOVE_ASSIGN_OR_RETURN(at::Tensor p, PredictProbabilities(m, images));
+  return p.argmax(1);
+}
+
+std::string ModelSha(const torch::jit::Module& m) {
+  absl::StatusOr<std::string> b = ModuleBytes(m);
+  return b.ok() ? core::Sha256Hex(*b) : "";
+}
+
+}  // namespace
+
+absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAgreementBuildInputs& in,
+                                                                   const LabelAgreementBuildOptions& o) {
+  if (in.victim == nullptr || in.pool == nullptr) {
+    return absl::InvalidArgumentError("label agreement: victim and pool are required");
+  }
+  if (in.benign.size() < 3) {
+    return absl::InvalidArgumentError(absl::StrCat("label agreement: need at least 3 held-out benign models (reference + 2 "
+                                                   "calibration), got ", in.benign.size()));
+  }
+  if (o.errors < 10) return absl::InvalidArgumentError("label agreement: errors must be >= 10");
+  if (o.covers < 0) return absl::InvalidArgumentError("label agreement: covers must be >= 0");
+  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("label agreement: alpha must be in (0, 1)");
+  const at::Tensor raw = in.pool->images;
+  if (!raw.defined() || raw.dim() != 4 || !in.pool->labels.defined() || in.pool->labels.dim() != 1 ||
+      in.pool->labels.size(0) != raw.size(0)) {
+    return absl::InvalidArgumentError("label agreement: the pool must be N x C x H x W images with N labels");
+  }
+  // Everything is decided on the images as they will be sent.
+  const at::Tensor images = Quantize8Bit(raw).contiguous();
+  const at::Tensor truth = in.pool->labels.to(torch::kInt64);
+  const auto start = std::chrono::steady_clock::now();
+
+  MOVE_ASSIGN_OR_RETURN(at::Tensor victim_pred, TopClass(*in.victim, images));
+  const at::Tensor wrong = victim_pred.ne(truth).nonzero().flatten();
+  const at::Tensor right = victim_pred.eq(truth).nonzero().flatten();
+  if (wrong.size(0) < 10) {
+    return absl::InvalidArgumentError(absl::StrCat("label agreement: the victim makes only ", wrong.size(0), " errors on the ",
+                                                   images.size(0), " pool images; at least 10 are needed (a larger pool)"));
+  }
+  const int64_t e = std::min<int64_t>(o.errors, wrong.size(0));
+  const int64_t c = std::min<int64_t>(o.covers, right.size(0));
+  // Sorted draws: the bundle's order is the pool's.
+  const at::Tensor err_idx =
+      std::get<0>(wrong.index_select(0, Perm(wrong.size(0), o.seed * 2 + 1).narrow(0, 0, e)).sort());
+  const at::Tensor cov_idx =
+      std::get<0>(right.index_select(0, Perm(right.size(0), o.seed * 2 + 2).narrow(0, 0, c)).sort());
+  const at::Tensor err_images = images.index_select(0, err_idx).contiguous();
+  const at::Tensor cov_images = images.index_select(0, cov_idx).contiguous();
+  const at::Tensor victim_labels = victim_pred.index_select(0, err_idx).contiguous();
+
+  LabelAgreementVerifier v;
+  v.set_method(kMethod);
+  v.set_num_classes(in.pool->num_classes > 0 ? in.pool->num_classes : truth.max().item<int64_t>() + 1);
+  v.set_in_channels(images.size(1));
+  v.set_height(images.size(2));
+  v.set_width(images.size(3));
+  v.set_pool_images(images.size(0));
+  v.set_victim_error_rate(static_cast<double>(wrong.size(0)) / images.size(0));
+  *v.mutable_error_images() = ToTensorProto(err_images);
+  *v.mutable_victim_labels() = ToTensorProto(victim_labels);
+  *v.mutable_error_true_labels() = ToTensorProto(truth.index_select(0, err_idx).contiguous());
+  *v.mutable_cover_images() = ToTensorProto(cov_images);
+  *v.mutable_cover_labels() = ToTensorProto(truth.index_select(0, cov_idx).contiguous());
+
+  // Every benign model's agreement with the victim on the error set.
+  std::vector<at::Tensor> agreement;
+  at::Tensor ref_err_labels, ref_cov_labels;
+  core::Progress progress("label agreement: benign models on the error set", static_cast<int64_t>(in.benign.size()),
+                          o.show_progress);
+  for (size_t i = 0; i < in.benign.size(); ++i) {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor pred, TopClass(in.benign[i].model, err_images));
+    agreement.push_back(pred.eq(victim_labels).to(torch::kFloat32));
+    if (i == 0) {
+      ref_err_labels = pred.contiguous();
+      MOVE_ASSIGN_OR_RETURN(ref_cov_labels, TopClass(in.benign[i].model, cov_images));
+    }
+    progress.Update(static_cast<int64_t>(i + 1));
+  }
+  progress.Finish();
+  *v.mutable_reference_error_labels() = ToTensorProto(ref_err_labels);
+  *v.mutable_reference_cover_labels() = ToTensorProto(ref_cov_labels.contiguous());
+  AddBenignScores(agreement[0], "reference", in.benign[0].architecture, v.mutable_benign_scores());
+  std::vector<CalibrationScores> calibration;
+  for (size_t i = 1; i < in.benign.size(); ++i) {
+    calibration.push_back({agreement[i], in.benign[i].name, in.benign[i].architecture});
+  }
+  MOVE_ASSIGN_OR_RETURN(std::string reason, CheckSoundness(calibration, agreement[0], o.alpha, v.mutable_benign_scores(),
+                                                           v.mutable_calibration_log10_p()));
+  v.set_sound(reason.empty());
+  v.set_unsound_reason(reason);
+
+  // The record of every model, with the verdict rule's outcome on each calibration model
+  // (leave-one-out) and on each held-out piracy model.
+  auto record = [&](const std::string& role, const FingerprintModel& m, double log10_p, bool flagged) {
+    FingerprintModelRecord* r = v.add_models();
+    r->set_role(role);
+    r->set_name(m.name);
+    r->set_architecture(m.architecture);
+    r->set_sha256(ModelSha(m.model));
+    r->set_log10_p(log10_p);
+    r->set_flagged(flagged);
+  };
+  record("reference", in.benign[0], 0, false);
+  const std::vector<double> ref = ToVector(agreement[0]);
+  int type1 = 0;
+  for (size_t i = 1; i < in.benign.size(); ++i) {
+    MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(ToVector(agreement[i]), ref, o.alpha));
+    double ml_log10 = 0;
+    const bool ml = LeaveOneOutModelLevelRejects(v.benign_scores(), static_cast<int>(i), o.alpha, &ml_log10);
+    const bool flagged = t.reject && ml;
+    type1 += flagged ? 1 : 0;
+    record("calibration", in.benign[i], std::max(t.log10_p_value, ml_log10), flagged);
+  }
+  v.set_type1_error(static_cast<double>(type1) / (in.benign.size() - 1));
+  std::vector<double> benign_means;
+  for (const at::Tensor& a : agreement) benign_means.push_back(a.mean().item<double>());
+  int missed = 0;
+  for (const FingerprintModel& m : in.held_out_piracy) {
+    MOVE_ASSIGN_OR_RETURN(at::Tensor pred, TopClass(m.model, err_images));
+    const at::Tensor a = pred.eq(victim_labels).to(torch::kFloat32);
+    MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(ToVector(a), ref, o.alpha));
+    MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult ml, ModelLevelTest(a.mean().item<double>(), benign_means, o.alpha));
+    const bool flagged = t.reject && ml.reject;
+    missed += flagged ? 0 : 1;
+    record("held-out piracy", m, std::max(t.log10_p_value, ml.log10_p_value), flagged);
+  }
+  v.set_type2_error(in.held_out_piracy.empty() ? 0 : static_cast<double>(missed) / in.held_out_piracy.size());
+  auto& par = *v.mutable_parameters();
+  par["errors"] = absl::StrCat(e);
+  par["covers"] = absl::StrCat(c);
+  par["seed"] = absl::StrCat(o.seed);
+  par["alpha"] = absl::StrCat(o.alpha);
+  par["quantisation"] = "8-bit";
+  v.set_sha256(LabelAgreementSha(v));
+  if (o.show_progress) {
+    double lo = 1, hi = 0;
+    for (double m : benign_means) lo = std::min(lo, m), hi = std::max(hi, m);
+    std::printf(
+        "label-agreement verifier: %lld errors of the victim (error rate %.3f on %lld images) + %lld covers | benign "
+        "agreement %.3f-%.3f over %zu models | soundness %s | Type-I %.2f Type-II %.2f | %.1f s\n",
+        static_cast<long long>(e), v.victim_error_rate(), static_cast<long long>(images.size(0)), static_cast<long long>(c),
+        lo, hi, benign_means.size(), v.sound() ? "passed" : "FAILED", v.type1_error(), v.type2_error(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return v;
+}
+
+absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bundle, SuspectChannel& channel,
+                                                        const LabelAgreementVerifyOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  if (o.errors < 0) return absl::InvalidArgumentError("errors: must be >= 0 (0 = all)");
+  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0");
+  if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
+  MOVE_RETURN_IF_ERROR(ValidateRepeats(o.repeat_share, o.repeat_tolerance));
+  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
+    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
+  }
+  const BundleContents& c = bundle.contents;
+  if (!c.has_label_agreement() || c.label_agreement().method().empty()) {
+    return absl::FailedPreconditionError("the bundle has no label-agreement verifier (built without one)");
+  }
+  const LabelAgreementVerifier& v = c.label_agreement();
+  if (v.method() != kMethod) {
+    return absl::DataLossError(absl::StrCat("bundle: unknown label-agreement method '", v.method(), "'"));
+  }
+  if (LabelAgreementSha(v) != v.sha256()) {
+    return absl::DataLossError("bundle: label-agreement data do not match their SHA-256");
+  }
+  MOVE_ASSIGN_OR_RETURN(at::Tensor err_images, FromTensorProto(v.error_images()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor victim_labels, FromTensorProto(v.victim_labels()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor err_truth, FromTensorProto(v.error_true_labels()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor cov_images, FromTensorProto(v.cover_images()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor cov_truth, FromTensorProto(v.cover_labels()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_err, FromTensorProto(v.reference_error_labels()));
+  MOVE_ASSIGN_OR_RETURN(at::Tensor ref_cov, FromTensorProto(v.reference_cover_labels()));
+  const int64_t total = err_images.dim() == 4 ? err_images.size(0) : 0;
+  const int64_t covers = cov_images.dim() == 4 ? cov_images.size(0) : -1;
+  const std::vector<int64_t> shape_storage = {v.in_channels(), v.height(), v.width()};
+  const at::IntArrayRef shape(shape_storage);
+  if (total < 2 || covers < 0 || err_images.sizes().slice(1) != shape || cov_images.sizes().slice(1) != shape ||
+      victim_labels.sizes() != at::IntArrayRef{total} || err_truth.sizes() != victim_labels.sizes() ||
+      ref_err.sizes() != victim_labels.sizes() || cov_truth.sizes() != at::IntArrayRef{covers} ||
+      ref_cov.sizes() != cov_truth.sizes() || v.num_classes() < 2) {
+    return absl::DataLossError("bundle: label-agreement tensors have inconsistent shapes");
+  }
+  for (const BenignScores& b : v.benign_scores()) {
+    if (b.scores_size() != total) return absl::DataLossError("bundle: label-agreement benign table does not cover the error set");
+  }
+  const int64_t n = o.errors == 0 ? total : o.errors;
+  if (n > total) {
+    return absl::InvalidArgumentError(absl::StrCat("errors: ", n, " requested, the bundle holds ", total));
+  }
+  MOVE_ASSIGN_OR_RETURN(at::Tensor subset, VerificationSubset(total, n, o.seed));
+  // Covers in the bundle's proportion, so that a subset looks like the whole.
+  const int64_t nc = covers == 0 ? 0 : std::max<int64_t>(1, (covers * n + total / 2) / total);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor cov_subset, covers < 2 ? absl::StatusOr<at::Tensor>(torch::arange(covers, torch::kInt64))
+                                                          : VerificationSubset(covers, std::min(nc, covers), o.seed + 1));
+  const int64_t asked = n + cov_subset.size(0);
+  const int64_t max_queries = o.max_queries == 0 ? asked : o.max_queries;
+  if (asked > max_queries) {
+    return absl::ResourceExhaustedError(absl::StrCat("max_queries: ", max_queries, " is below the ", asked, " images ", n,
+                                                     " error images and their covers need; use fewer --errors"));
+  }
+
+  std::optional<TranscriptWriter> transcript;
+  if (!o.transcript_path.empty()) {
+    MOVE_ASSIGN_OR_RETURN(TranscriptWriter w, TranscriptWriter::Create(o.transcript_path));
+    transcript.emplace(std::move(w));
+  }
+  QueryClient client(channel, transcript ? &*transcript : nullptr, v.num_classes(), o.images_per_request, o.accept_logits,
+                     RepeatOptions{o.repeat_share, o.repeat_tolerance, o.seed});
+  // One shuffled batch: error images and covers mixed.
+  const at::Tensor all = torch::cat({err_images.index_select(0, subset), cov_images.index_select(0, cov_subset)});
+  const at::Tensor perm = Perm(asked, o.seed * 1000003ULL + 7);
+  core::Progress progress(absl::StrCat("label queries (", channel.Describe(), ")"), asked, o.show_progress);
+  MOVE_ASSIGN_OR_RETURN(at::Tensor answered, client.Ask(all.index_select(0, perm)));
+  progress.Update(client.queries());
+  progress.Finish();
+  at::Tensor probabilities = torch::empty_like(answered);
+  probabilities.index_copy_(0, perm, answered);
+  const at::Tensor labels = probabilities.argmax(1);
+  const at::Tensor err_labels = labels.narrow(0, 0, n), cov_labels = labels.narrow(0, n, asked - n);
+
+  const std::vector<double> suspect = ToVector(err_labels.eq(victim_labels.index_select(0, subset)).to(torch::kFloat64));
+  const std::vector<double> reference =
+      ToVector(ref_err.index_select(0, subset).eq(victim_labels.index_select(0, subset)).to(torch::kFloat64));
+  VerificationReport rep;
+  rep.set_format("move.report.v1");
+  rep.set_mode("label-agreement");
+  rep.set_architecture("any (top-1 labels only)");
+  rep.set_feature_design(v.method());
+  BettingTest unused(o.alpha);
+  MOVE_ASSIGN_OR_RETURN(const bool reject,
+                        SetQueryStatistics(suspect, reference, unused, /*sequential=*/false, "",
+                                           " over the victim's error images (1 when the label is the victim's)",
+                                           /*budget_stop=*/false, max_queries, o.alpha, &rep));
+  Decide(reject, v.sound(), v.unsound_reason(), "label-agreement", v.type1_error(), v.type2_error(), o.alpha,
+         /*warn_below_minimum=*/false, &rep);
+  std::vector<int64_t> used(subset.data_ptr<int64_t>(), subset.data_ptr<int64_t>() + n);
+  MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used, rep.suspect_mean_score(), o.alpha, &rep));
+  const int64_t suspect_correct = err_labels.eq(err_truth.index_select(0, subset)).sum().item<int64_t>() +
+                                  cov_labels.eq(cov_truth.index_select(0, cov_subset)).sum().item<int64_t>();
+  const int64_t reference_correct =
+      ref_err.index_select(0, subset).eq(err_truth.index_select(0, subset)).sum().item<int64_t>() +
+      ref_cov.index_select(0, cov_subset).eq(cov_truth.index_select(0, cov_subset)).sum().item<int64_t>();
+  ApplyRangeCheck(static_cast<double>(suspect_correct) / asked, static_cast<double>(reference_correct) / asked,
+                  o.min_relative_accuracy, &rep);
+  MOVE_RETURN_IF_ERROR(RecordQueries(client, channel, o.transcript_path, max_queries, /*sequential=*/false,
+                                     /*stopped_early=*/false, &rep));
+  rep.mutable_suspect_scores()->Add(suspect.begin(), suspect.end());
+  rep.mutable_reference_scores()->Add(reference.begin(), reference.end());
+  FillProvenance(bundle, o.seed, "cpu", start, &rep);
+  return rep;
+}
+
+}  // namespace move
