@@ -226,6 +226,7 @@ absl::StatusOr<std::optional<LineChannel>> OpenLineChannel(const move::OpenedBun
   if (!replay.empty()) {
     const std::string transcript = alone ? replay : replay + suffix;
     if (!std::filesystem::exists(transcript)) {
+      if (alone) return absl::NotFoundError(absl::StrCat("--replay: ", transcript, " does not exist"));
       std::printf("%s: not run (no %s to replay)\n\n", title, transcript.c_str());
       return std::nullopt;
     }
@@ -531,13 +532,13 @@ absl::Status Run() {
   if (mode == "blackbox") return RunBlackBox(bundle);
   if (mode == "fingerprint") {
     MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> fp, RunFingerprint(bundle, /*alone=*/true));
-    if (!fp) return absl::NotFoundError("--replay: the transcript does not exist");
+    if (!fp) return absl::InternalError("fingerprint: the line did not run");
     Stamp(&*fp);
     return WriteOrPrintJson(move::ReportToJson(*fp));
   }
   if (mode == "label-agreement") {
     MOVE_ASSIGN_OR_RETURN(std::optional<move::VerificationReport> la, RunLabelAgreement(bundle, /*alone=*/true));
-    if (!la) return absl::NotFoundError("--replay: the transcript does not exist");
+    if (!la) return absl::InternalError("label agreement: the line did not run");
     Stamp(&*la);
     return WriteOrPrintJson(move::ReportToJson(*la));
   }

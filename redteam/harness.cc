@@ -379,7 +379,11 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                    " ver ", bo.verification_samples, " ts ", bo.train_samples, " me ", bo.meta_epochs, " alpha ",
                    bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size(),
                    bo.shadow_architectures.empty() ? "" : absl::StrCat(" | shadows ", absl::StrJoin(bo.shadow_architectures, ",")),
-                   decoy_styles.empty() ? "" : absl::StrCat(" | decoys ", bo.decoy_members, "+", bo.decoy_calibration_models, decoy_key));
+                   decoy_styles.empty() ? "" : absl::StrCat(" | decoys ", bo.decoy_members, "+", bo.decoy_calibration_models, decoy_key),
+                   config.label_agreement
+                       ? absl::StrCat(" | label agreement v1 ", config.label_agreement_options.errors, "/",
+                                      config.label_agreement_options.covers, " on ", DataKey(test_rgb))
+                       : "");
   const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");
   if (!std::filesystem::exists(bundle_path)) {
     BuildBundleInputs in;
@@ -395,7 +399,22 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, data, s, absl::StrCat("population seed ", s)));
       return e.model;
     };
-    MOVE_ASSIGN_OR_RETURN(BundleContents contents, BuildBundle(in, population_recipe, bo));
+    TrainedModels trained;
+    MOVE_ASSIGN_OR_RETURN(BundleContents contents, BuildBundle(in, population_recipe, bo, nullptr, &trained));
+    if (config.label_agreement) {
+      // The victim's mistakes on the test split against every benign model the bundle trained
+      // (reference first), as the main job does.
+      LabelAgreementBuildInputs la;
+      la.victim = &victim.model;
+      la.pool = &test_rgb;
+      for (const TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model});
+      for (const TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model});
+      LabelAgreementBuildOptions lo = config.label_agreement_options;
+      lo.alpha = config.alpha;
+      lo.seed = config.seed;
+      lo.show_progress = config.show_progress;
+      MOVE_ASSIGN_OR_RETURN(*contents.mutable_label_agreement(), BuildLabelAgreementVerifier(la, lo));
+    }
     MOVE_RETURN_IF_ERROR(WriteBundle(contents, *key, bundle_path));
   } else {
     ++cache.hits;
@@ -406,6 +425,14 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   result.whitebox_sound = bundle.contents.verifiers(0).sound();
   result.whitebox_type1 = bundle.contents.verifiers(0).type1_error();
   result.whitebox_type2 = bundle.contents.verifiers(0).type2_error();
+  if (bundle.contents.has_label_agreement()) {
+    const LabelAgreementVerifier& lv = bundle.contents.label_agreement();
+    result.label_agreement_built = true;
+    result.label_agreement_sound = lv.sound();
+    result.label_agreement_type1 = lv.type1_error();
+    result.label_agreement_errors = lv.benign_scores_size() > 0 ? lv.benign_scores(0).scores_size() : 0;
+    result.label_agreement_benign_models = lv.benign_scores_size();
+  }
   if (bundle.contents.has_blackbox()) {
     result.blackbox_sound = bundle.contents.blackbox().sound();
     result.blackbox_type1 = bundle.contents.blackbox().type1_error();
@@ -697,8 +724,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   }
 
   // 3. Examine every suspect.
-  std::printf("\n%-48s %-6s %6s %6s | %-10s %-10s | %-10s %-8s | %-10s | %-10s\n", "suspect", "truth", "clean", "styled",
-              "WB p", "verdict", "BB p", "seq q", "FP p", "combined");
+  std::printf("\n%-48s %-6s %6s %6s | %-10s %-10s | %-10s %-8s | %-10s | %-10s | %-10s\n", "suspect", "truth", "clean", "styled",
+              "WB p", "verdict", "BB p", "seq q", "FP p", "LA p", "combined");
   for (const Maker& mk : makers) {
     MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, mk.make());
     HarnessRow row;
@@ -716,6 +743,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     auto fill = [&](MethodResult& m, const VerificationReport& r) {
       m.examined = true;
       m.delta_mu = r.delta_mu();
+      m.suspect_mean = r.suspect_mean_score();
       m.p_value = r.p_value();
       m.log10_p = r.log10_p_value();
       m.flagged = r.stolen();
@@ -756,8 +784,20 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     }
     // One channel (the model loaded once) for the black-box and fingerprint queries.
     std::unique_ptr<SuspectChannel> channel;
-    if (bundle.contents.has_blackbox() || bundle.contents.has_fingerprint()) {
+    if (bundle.contents.has_blackbox() || bundle.contents.has_fingerprint() || bundle.contents.has_label_agreement()) {
       MOVE_ASSIGN_OR_RETURN(channel, OpenModelChannel(e.path, config.device));
+    }
+    std::optional<VerificationReport> la_report;
+    if (bundle.contents.has_label_agreement()) {
+      LabelAgreementVerifyOptions lo;
+      lo.alpha = config.alpha;
+      lo.show_progress = false;
+      lo.transcript_path = file + ".label-agreement.transcript.jsonl";
+      std::remove(lo.transcript_path.c_str());  // this run's own output, remade
+      MOVE_ASSIGN_OR_RETURN(VerificationReport la, VerifyLabelAgreement(bundle, *channel, lo));
+      fill(row.label_agreement, la);
+      la_report = la;
+      MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".label-agreement.json", ReportToJson(la)));
     }
     if (bundle.contents.has_blackbox()) {
       BlackBoxOptions bb;
@@ -810,6 +850,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       if (wb.ok()) lines.push_back(*wb);
       if (row.blackbox.examined) lines.push_back(*bb_report);
       lines.push_back(fp);
+      if (la_report) lines.push_back(*la_report);
       MOVE_ASSIGN_OR_RETURN(CombinedVerdict cv, CombineEvidence(lines, config.alpha));
       MethodResult& cm = row.combined;
       cm.examined = true;
@@ -821,11 +862,11 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       for (const VerificationReport& l : lines) cm.queries += l.queries(), cm.seconds += l.seconds();
       MOVE_RETURN_IF_ERROR(core::WriteFileAtomically(file + ".combined.json", CombinedToJson(cv)));
     }
-    std::printf("%-48s %-6s %6.3f %6.3f | %-10s %-10s | %-10s %-8s | %-10s | %-10s%s\n", mk.name.c_str(),
+    std::printf("%-48s %-6s %6.3f %6.3f | %-10s %-10s | %-10s %-8s | %-10s | %-10s | %-10s%s\n", mk.name.c_str(),
                 mk.stolen ? "stolen" : "indep.", row.clean_accuracy, row.styled_accuracy, P(row.whitebox).c_str(),
                 row.whitebox.examined ? (row.whitebox.flagged ? "stolen" : "not") : "-", P(row.blackbox).c_str(),
                 row.sequential.examined ? absl::StrCat(row.sequential.queries).c_str() : "-", P(row.fingerprint).c_str(),
-                row.combined.examined ? (row.combined.flagged ? "stolen" : "not") : "-", e.hit ? "  (cached)" : "");
+                P(row.label_agreement).c_str(), row.combined.examined ? (row.combined.flagged ? "stolen" : "not") : "-", e.hit ? "  (cached)" : "");
     std::fflush(stdout);
     result.rows.push_back(std::move(row));
   }
@@ -886,6 +927,11 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   f["models_trained"] = Num(result.models_trained);
   f["cache_hits"] = Num(result.cache_hits);
   f["seconds"] = Num(result.seconds);
+  f["label_agreement_built"] = Bool(result.label_agreement_built);
+  f["label_agreement_sound"] = Bool(result.label_agreement_sound);
+  f["label_agreement_type1"] = Num(result.label_agreement_type1);
+  f["label_agreement_errors"] = Num(result.label_agreement_errors);
+  f["label_agreement_benign_models"] = Num(result.label_agreement_benign_models);
   f["fingerprint_built"] = Bool(result.fingerprint_built);
   if (result.fingerprint_built) {
     f["fingerprint_sound"] = Bool(result.fingerprint_sound);
@@ -908,6 +954,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
            {"sequential", [](const HarnessRow& r) -> const MethodResult& { return r.sequential; }},
            {"fingerprint", [](const HarnessRow& r) -> const MethodResult& { return r.fingerprint; }},
            {"fingerprint_sequential", [](const HarnessRow& r) -> const MethodResult& { return r.fingerprint_sequential; }},
+           {"label_agreement", [](const HarnessRow& r) -> const MethodResult& { return r.label_agreement; }},
            {"combined", [](const HarnessRow& r) -> const MethodResult& { return r.combined; }}}) {
     Rate fp;
     for (const HarnessRow& r : result.rows) {
@@ -939,6 +986,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     *g["sequential"].mutable_struct_value() = MethodJson(r.sequential, false);
     *g["fingerprint"].mutable_struct_value() = MethodJson(r.fingerprint, false);
     *g["fingerprint_sequential"].mutable_struct_value() = MethodJson(r.fingerprint_sequential, false);
+    *g["label_agreement"].mutable_struct_value() = MethodJson(r.label_agreement, false);
+    (*g["label_agreement"].mutable_struct_value()->mutable_fields())["agreement"] = Num(r.label_agreement.suspect_mean);
     *g["combined"].mutable_struct_value() = MethodJson(r.combined, false);
     if (r.combined.examined) (*g["combined"].mutable_struct_value()->mutable_fields())["decided_by"] = Str(r.combined.decided_by);
     *rows.add_values()->mutable_struct_value() = s;
@@ -982,10 +1031,10 @@ std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) 
       c.fingerprints * 2 * fo.points_per_fingerprint, c.fingerprint_sequential_max_queries, c.alpha, c.blackbox_m);
   absl::StrAppend(&md,
                   "| group | suspect | truth | FP Δsim | FP agreement clean / UAP | FP log10 p | FP model log10 p | FP verdict | FP seq. queries | FP seq. "
-                  "verdict | combined log10 p (Holm) | combined verdict | carried by | cost BB: queries / s | cost FP: "
-                  "queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                  "verdict | LA agreement | LA model log10 p | LA verdict | combined log10 p (Holm) | combined verdict | carried by | cost BB: queries / s | cost FP: "
+                  "queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const HarnessRow& x : r.rows) {
-    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
                           x.stolen ? "stolen" : "independent", D(x.fingerprint),
                           x.fingerprint.examined ? absl::StrFormat("%.2f / %.2f", x.fingerprint.clean_agreement,
                                                                    x.fingerprint.perturbed_agreement)
@@ -993,25 +1042,36 @@ std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) 
                           L(x.fingerprint), ML(x.fingerprint),
                           V(x.fingerprint, x.stolen),
                           x.fingerprint_sequential.examined ? absl::StrCat(x.fingerprint_sequential.queries) : "-",
-                          V(x.fingerprint_sequential, x.stolen), L(x.combined), V(x.combined, x.stolen),
+                          V(x.fingerprint_sequential, x.stolen),
+                          x.label_agreement.examined ? absl::StrFormat("%.3f", x.label_agreement.suspect_mean) : "-",
+                          ML(x.label_agreement), V(x.label_agreement, x.stolen), L(x.combined), V(x.combined, x.stolen),
                           x.combined.decided_by.empty() ? "-" : x.combined.decided_by,
                           x.blackbox.examined ? absl::StrFormat("%d / %.1f", x.blackbox.queries, x.blackbox.seconds) : "-",
                           x.fingerprint.examined ? absl::StrFormat("%d / %.1f", x.fingerprint.queries, x.fingerprint.seconds)
                                                  : "-");
   }
-  absl::StrAppend(&md, "\n| group | FP flagged | FP sequential flagged | combined flagged | MOVE alone (WB or BB) flagged |\n"
-                       "|---|---|---|---|---|\n");
+  absl::StrAppend(&md, "\n| group | FP flagged | FP sequential flagged | LA flagged | combined flagged | MOVE alone (WB or BB) flagged |\n"
+                       "|---|---|---|---|---|---|\n");
   for (const std::string group : {"source", "stealing", "multi-stage", "adaptive", "independent"}) {
-    Rate fp, fs, cb, mv;
+    Rate fp, fs, la, cb, mv;
     for (const HarnessRow& x : r.rows) {
       if (x.group != group) continue;
       if (x.fingerprint.examined) ++fp.n, fp.k += x.fingerprint.flagged;
+      if (x.label_agreement.examined) ++la.n, la.k += x.label_agreement.flagged;
       if (x.fingerprint_sequential.examined) ++fs.n, fs.k += x.fingerprint_sequential.flagged;
       if (x.combined.examined) ++cb.n, cb.k += x.combined.flagged;
       ++mv.n, mv.k += x.whitebox.flagged || x.blackbox.flagged;
     }
     if (mv.n == 0) continue;
-    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s |\n", group, fp.Text(), fs.Text(), cb.Text(), mv.Text());
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s |\n", group, fp.Text(), fs.Text(), la.Text(), cb.Text(), mv.Text());
+  }
+  if (r.label_agreement_built) {
+    absl::StrAppendFormat(&md,
+                          "\nLabel agreement: %d of the victim's mistakes on the test split (with covers), %d held-out benign "
+                          "models of the bundle as the null population (leave-one-out Type-I %.2f, soundness check %s); it "
+                          "joins the combined verdict.\n",
+                          r.label_agreement_errors, r.label_agreement_benign_models, r.label_agreement_type1,
+                          r.label_agreement_sound ? "passed" : "FAILED");
   }
   absl::StrAppend(&md, "\n");
   return md;

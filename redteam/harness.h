@@ -24,6 +24,7 @@
 #include "redteam/attacks.h"
 #include "sdk/dataset.h"
 #include "sdk/fingerprint.h"
+#include "sdk/label_agreement.h"
 
 namespace move::redteam {
 
@@ -121,6 +122,11 @@ struct HarnessConfig {
   // disjoint from the suspects'. Every suspect is then also examined by fingerprint (fixed and
   // sequential) and by the combined verdict (Holm over the lines examined).
   bool fingerprint = true;
+  // Label agreement on the victim's mistakes (sdk/label_agreement.h): built into the bundle
+  // from the victim's errors on the test split and the bundle's own benign models (nothing is
+  // trained for it); every suspect is examined by it and it joins the combined verdict.
+  bool label_agreement = true;
+  LabelAgreementBuildOptions label_agreement_options;
   // The vendor's query pool: train_size images of the domain that the victim was NOT trained
   // on (a held-out part of the vendor's data; here a third disjoint Fashion-MNIST split). The
   // piracy helpers query the victim with it, as an attacker with substitute data would, and
@@ -165,6 +171,7 @@ struct MethodResult {
   bool examined = false;
   std::string note;  // why not examined, if so
   double delta_mu = 0, p_value = 1, log10_p = 0;
+  double suspect_mean = 0;  // the suspect's mean score (label agreement: share of the victim's mistakes repeated)
   bool flagged = false;
   std::string verdict;
   int64_t queries = 0;
@@ -195,6 +202,8 @@ struct HarnessRow {
   // UAP fingerprint (fixed number of fingerprints, sequential) and the combined verdict
   // (Holm over white-box where examined, black-box fixed m, fingerprint fixed).
   MethodResult fingerprint, fingerprint_sequential, combined;
+  // Label agreement on the victim's mistakes (its score: the share of them repeated).
+  MethodResult label_agreement;
   std::string model_path, model_key;
   bool from_cache = false;
 };
@@ -216,6 +225,10 @@ struct HarnessResult {
   int fingerprint_helper_models = 0;
   int fingerprint_encoder_piracy = 0, fingerprint_encoder_independents = 0;  // models that trained the encoder
   double fingerprint_build_seconds = 0;
+  // The label-agreement verifier: built, sound, leave-one-out Type-I, error images, benign models.
+  bool label_agreement_built = false, label_agreement_sound = false;
+  double label_agreement_type1 = 0;
+  int label_agreement_errors = 0, label_agreement_benign_models = 0;
 };
 
 // 95% Wilson score interval of k successes in n trials.

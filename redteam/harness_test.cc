@@ -118,8 +118,18 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
       EXPECT_FALSE(row.combined.decided_by.empty()) << row.name;
       EXPECT_LE(row.combined.log10_p, std::log10(c.alpha) + 1e-9) << row.name;
     }
-    EXPECT_GE(row.combined.queries, row.blackbox.queries + row.fingerprint.queries) << row.name;
+    EXPECT_GE(row.combined.queries, row.blackbox.queries + row.fingerprint.queries + row.label_agreement.queries)
+        << row.name;
+    // Label agreement: every row, the rule of both tests, nothing claimed from an unsound line.
+    ASSERT_TRUE(row.label_agreement.examined) << row.name;
+    EXPECT_TRUE(row.label_agreement.model_level_tested) << row.name;
+    EXPECT_EQ(row.label_agreement.flagged, row.label_agreement.paired_flagged && row.label_agreement.model_level_reject)
+        << row.name;
+    if (!r->label_agreement_sound) EXPECT_FALSE(row.label_agreement.flagged) << row.name;
+    if (row.name == "victim (source)") EXPECT_GE(row.label_agreement.suspect_mean, 0.99);
   }
+  EXPECT_TRUE(r->label_agreement_built);
+  EXPECT_GE(r->label_agreement_benign_models, 3);
   EXPECT_EQ(not_covered, 2);  // the wider net and the other architecture
   // Outputs.
   const std::string md = Read(c.out_dir + "/results.md");
@@ -134,6 +144,9 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
   EXPECT_NE(md.find("FP agreement clean / UAP"), std::string::npos);
   EXPECT_NE(md.find("### UAP fingerprint and combined verdict"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.combined.json"));
+  EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.label-agreement.transcript.jsonl"));
+  EXPECT_EQ(json.fields().at("label_agreement_false_positives").struct_value().fields().at("examined").number_value(), 12);
+  EXPECT_NE(md.find("LA agreement"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(c.out_dir + "/reports/logit_query.fingerprint.transcript.jsonl"));
   for (const char* png : {"/scores_whitebox.png", "/scores_blackbox.png"}) {
     EXPECT_GT(std::filesystem::file_size(c.out_dir + png), 100u) << png;
@@ -155,6 +168,7 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
     EXPECT_EQ(a.blackbox.log10_p, b.blackbox.log10_p) << a.name;
     EXPECT_EQ(a.sequential.queries, b.sequential.queries) << a.name;
     EXPECT_EQ(a.fingerprint.log10_p, b.fingerprint.log10_p) << a.name;
+    EXPECT_EQ(a.label_agreement.log10_p, b.label_agreement.log10_p) << a.name;
     EXPECT_EQ(a.combined.log10_p, b.combined.log10_p) << a.name;
   }
 }

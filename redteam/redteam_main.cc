@@ -54,6 +54,9 @@ ABSL_FLAG(std::string, wider_arch, "", "Architecture of the 'wider net' independ
 ABSL_FLAG(std::string, other_arch, "", "Architecture of the 'other architecture' independents (empty = the configuration's).");
 ABSL_FLAG(bool, whitebox, true, "Examine suspects in white-box mode (the costliest verification on a CPU).");
 ABSL_FLAG(bool, fingerprint, true, "Build the UAP fingerprint verifier and examine suspects with it and the combined verdict.");
+ABSL_FLAG(bool, label_agreement, true,
+          "Build the label-agreement line into the bundle (the victim's mistakes on the test split, the bundle's benign "
+          "models as its null) and examine suspects with it.");
 ABSL_FLAG(bool, fingerprint_both_helper_sets, false,
           "With the query pool, also train the fingerprint encoder on the helpers made from the vendor's own data.");
 ABSL_FLAG(int32_t, strong_attacker_epochs, -1,
@@ -137,6 +140,7 @@ absl::Status Run(const std::string& command) {
   c.independent_seed = absl::GetFlag(FLAGS_independent_seed);
   c.whitebox = absl::GetFlag(FLAGS_whitebox);
   c.fingerprint = absl::GetFlag(FLAGS_fingerprint);
+  c.label_agreement = absl::GetFlag(FLAGS_label_agreement);
   c.fingerprint_query_pool = absl::GetFlag(FLAGS_fingerprint_query_pool);
   c.fingerprint_both_helper_sets = absl::GetFlag(FLAGS_fingerprint_both_helper_sets);
   if (absl::GetFlag(FLAGS_fingerprint_long_piracy) >= 0) c.fingerprint_long_piracy = absl::GetFlag(FLAGS_fingerprint_long_piracy);

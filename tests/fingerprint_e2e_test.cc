@@ -1,6 +1,7 @@
-// UAP fingerprinting end to end: helper models made with the red-team attacks, the verifier
-// built twice (determinism), signed into a bundle and read back, suspects examined through a
-// model channel, a transcript replayed, tampering detected.
+// UAP fingerprinting and label agreement end to end on real models: helper models made with
+// the red-team attacks, the verifiers built (twice for determinism), signed into a bundle and
+// read back, suspects examined through model channels and move_verify, transcripts replayed,
+// tampering detected.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "sdk/bundle.h"
 #include "sdk/dataset.h"
 #include "sdk/fingerprint.h"
+#include "sdk/label_agreement.h"
 #include "sdk/model.h"
 #include "sdk/runtime.h"
 #include "sdk/train.h"
@@ -263,6 +265,98 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
   OpenedBundle none = *bundle;
   none.contents.clear_fingerprint();
   EXPECT_EQ(VerifyFingerprint(none, **channel, o).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Label agreement on the same world: the victim's mistakes on the held-out test images, the
+// six benign models of the recipe as the null population, a label-query student of the
+// victim as the held-out piracy model.
+TEST(LabelAgreementBundleTest, StudentsRepeatTheVictimsMistakesIndependentsDoNot) {
+  World& w = GetWorld();
+  LabelAgreementBuildInputs in;
+  in.victim = &w.victim;
+  in.pool = &w.test;
+  for (const FingerprintModel& m : w.inputs.calibration) in.benign.push_back(m);
+  for (const FingerprintModel& m : w.inputs.independent) in.benign.push_back(m);
+  in.held_out_piracy = w.inputs.held_out_piracy;
+  LabelAgreementBuildOptions bo;
+  bo.covers = 50;
+  bo.show_progress = false;
+  absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(in, bo);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->benign_scores_size(), 6);
+  EXPECT_GT(v->victim_error_rate(), 0.02);
+  const int64_t errors = (*FromTensorProto(v->error_images())).size(0);
+  EXPECT_EQ(errors, std::lround(v->victim_error_rate() * v->pool_images()));  // fewer than 800: all of them
+
+  BundleContents contents;
+  contents.set_format("move.bundle.v1");
+  *contents.mutable_label_agreement() = *v;
+  auto key = GenerateSigningKey();
+  ASSERT_TRUE(key.ok());
+  const std::string path = w.dir + "/la.move";
+  ASSERT_TRUE(WriteBundle(contents, *key, path).ok());
+  auto bundle = ReadBundle(path, key->public_key);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_NE(DescribeBundle(*bundle).find("label agreement:   label-agreement-v1"), std::string::npos)
+      << DescribeBundle(*bundle);
+
+  auto verify = [&](const torch::jit::Module& m, const std::string& name) {
+    const std::string file = w.dir + "/la_" + name + ".pt";
+    EXPECT_TRUE(SaveModel(m, file).ok());
+    auto ch = OpenModelChannel(file);
+    EXPECT_TRUE(ch.ok());
+    LabelAgreementVerifyOptions o;
+    o.show_progress = false;
+    auto r = VerifyLabelAgreement(*bundle, **ch, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : VerificationReport();
+  };
+  const VerificationReport victim = verify(w.victim, "victim");
+  EXPECT_DOUBLE_EQ(victim.suspect_mean_score(), 1.0);
+  EXPECT_EQ(victim.verdict(), "stolen");
+  EXPECT_EQ(victim.queries(), errors + 50);
+  // A label-query student (queries on substitute data) repeats more of the victim's mistakes
+  // than independent models of the recipe do.
+  redteam::AttackInputs ai;
+  ai.victim = &w.victim;
+  ai.student = w.spec;
+  ai.victim_data = &w.train;
+  ai.substitute = &w.substitute;
+  TrainOptions r = w.recipe;
+  r.seed = 41;
+  absl::StatusOr<torch::jit::Module> student = redteam::RunAttack("label-query", ai, r);
+  ASSERT_TRUE(student.ok()) << student.status();
+  const VerificationReport s = verify(*student, "student");
+  const VerificationReport indep = verify(Train(w.spec, w.train, 78, w.recipe), "independent");
+  EXPECT_GT(s.suspect_mean_score(), indep.suspect_mean_score());
+  EXPECT_FALSE(indep.stolen()) << indep.verdict();
+  for (double m : s.benign_mean_scores()) EXPECT_LT(m, 1.0);
+
+  // move_verify runs the line alone on a sandboxed file, then replays its transcript.
+  const std::string pub = w.dir + "/la.key";
+  ASSERT_TRUE(SaveSigningKey(*key, pub).ok());
+  const std::string out = w.dir + "/la_cli.out", err = w.dir + "/la_cli.err", report = w.dir + "/la_cli.json";
+  auto run = [&](const std::string& args) {
+    const int status = std::system(absl::StrCat("cli/move_verify --bundle=", path, " --trusted_key=", pub,
+                                                ".pub --threads=2 ", args, " > ", out, " 2> ", err)
+                                       .c_str());
+    return WEXITSTATUS(status);
+  };
+  ASSERT_EQ(run(absl::StrCat("--mode=label-agreement --suspect=", w.dir, "/la_victim.pt --report=", report)), 0) << Slurp(err);
+  const std::string text = Slurp(out);
+  EXPECT_NE(text.find("Label agreement on the victim's mistakes, sandbox:"), std::string::npos) << text;
+  EXPECT_NE(text.find("the suspect gives the victim's wrong label on 100.0% of them"), std::string::npos) << text;
+  EXPECT_NE(text.find(absl::StrCat("queries:        ", errors + 50)), std::string::npos) << text;
+  EXPECT_NE(Slurp(report).find("\"mode\": \"label-agreement\""), std::string::npos);
+  ASSERT_EQ(run(absl::StrCat("--mode=label-agreement --replay=", report, ".transcript.jsonl")), 0) << Slurp(err);
+  EXPECT_NE(Slurp(out).find(absl::StrFormat("(log10 %.2f)", victim.log10_p_value())), std::string::npos) << Slurp(out);
+  EXPECT_EQ(run("--mode=label-agreement"), 1);
+  EXPECT_NE(Slurp(err).find("label-agreement mode needs one of --suspect, --endpoint or --replay"), std::string::npos)
+      << Slurp(err);
+  EXPECT_EQ(run(absl::StrCat("--mode=label-agreement --replay=", w.dir, "/no_such.jsonl")), 1);
+  EXPECT_NE(Slurp(err).find("no_such.jsonl does not exist"), std::string::npos) << Slurp(err);
+  EXPECT_EQ(run(absl::StrCat("--mode=fingerprint --suspect=", w.dir, "/la_victim.pt")), 1);  // no fingerprint here
+  EXPECT_NE(Slurp(err).find("no fingerprint verifier"), std::string::npos) << Slurp(err);
 }
 
 }  // namespace

@@ -198,6 +198,20 @@ TEST(RenderLegalReportHtml, StatesTheEvidenceAndItsCustody) {
   EXPECT_EQ(*html, *again) << "the same verdict and options must give the same bytes";
 }
 
+TEST(RenderLegalReportHtml, NamesTheLabelAgreementLine) {
+  VerificationReport r = SampleBlackBoxReport("label");
+  r.set_mode("label-agreement");
+  r.set_feature_design("label-agreement-v1");
+  r.set_suspect_mean_score(0.84);
+  r.set_reference_mean_score(0.71);
+  r.set_m(800);
+  absl::StatusOr<std::string> html = RenderLegalReportHtml(ReportToJson(r), {});
+  ASSERT_TRUE(html.ok()) << html.status();
+  for (const char* expected : {"Label agreement on the victim", "misclassifies", "84.0%", "71.0%", "of the 800 images"}) {
+    EXPECT_TRUE(absl::StrContains(*html, expected)) << expected;
+  }
+}
+
 TEST(RenderLegalReportHtml, InconclusiveAndNotStolenSayWhy) {
   VerificationReport r = SampleBlackBoxReport("x");
   r.set_stolen(false);

@@ -28,7 +28,10 @@ done
 grep -q "^combined: stolen flagged" "$OUT.log" || { cat "$OUT.log"; echo "FAIL: no combined table"; exit 1; }
 grep -q "^fingerprint verifier: 4 helper models trained for it, 6 reused from the bundle" "$OUT.log" ||
   { cat "$OUT.log"; echo "FAIL: fingerprint helpers not reported"; exit 1; }
+grep -q "^label-agreement verifier: 800 errors of the victim" "$OUT.log" ||
+  { cat "$OUT.log"; echo "FAIL: label-agreement verifier not reported"; exit 1; }
 for f in victim.fingerprint.report.json victim.fingerprint.transcript.jsonl victim.combined-file.json \
+         victim.label-agreement.report.json victim.label-agreement.transcript.jsonl \
          victim.combined-endpoint.json independent__wider_net.combined-endpoint.json; do
   [ -s "$OUT/suspects/$f" ] || { echo "FAIL: missing $OUT/suspects/$f"; exit 1; }
 done
@@ -46,15 +49,16 @@ for name in ("independent: rival vendor's MOVE model", "independent: style-augme
     assert not rows[name]["verdict"].startswith("stolen"), rows[name]
     assert not rows[name]["blackbox_verdict"].startswith("stolen"), rows[name]
     assert not rows[name]["fingerprint_verdict"].startswith("stolen"), rows[name]
+    assert not rows[name]["label_agreement_verdict"].startswith("stolen"), rows[name]
     assert not rows[name]["combined_file_verdict"].startswith("stolen"), rows[name]
     assert not rows[name]["combined_endpoint_verdict"].startswith("stolen"), rows[name]
 for row in rows.values():
     assert "combined_file_verdict" in row and "combined_endpoint_verdict" in row, row
 c = json.load(open(out + "/suspects/victim.combined-file.json"))
 assert c["format"] == "move.combined.v1" and c["rule"] == "holm", c
-assert [l["name"] for l in c["lines"]] == ["white-box MOVE", "UAP fingerprint"], c["lines"]
+assert [l["name"] for l in c["lines"]] == ["white-box MOVE", "UAP fingerprint", "label agreement"], c["lines"]
 c = json.load(open(out + "/suspects/independent__wider_net.combined-endpoint.json"))
-assert [l["name"] for l in c["lines"]] == ["black-box MOVE", "UAP fingerprint"], c["lines"]
+assert [l["name"] for l in c["lines"]] == ["black-box MOVE", "UAP fingerprint", "label agreement"], c["lines"]
 assert r["combined_stolen_examined"] == 6 and r["combined_independent_examined"] == 6, r
 assert 0 <= rows["victim"]["clean_test_accuracy"] <= 1, rows["victim"]
 assert "p_value" in rows["independent: disjoint split"], rows
@@ -62,9 +66,14 @@ for row in rows.values():
     assert "blackbox_p_value" in row and "sequential_queries" in row, row
     assert row["blackbox_queries"] == 420, row  # m = 20 samples x (5 x (secret + 3 decoys) + clean)
     assert row["sequential_queries"] <= 420, row
+    assert row["label_agreement_queries"] == 1000, row  # 800 of the victim's mistakes + 200 covers
 bb = json.load(open(out + "/suspects/victim.blackbox.report.json"))
 assert bb["mode"] == "blackbox" and bb["transcript_sha256"], bb
 assert bb["feature_design"] == "blackbox-style-contrast", bb["feature_design"]
+la = json.load(open(out + "/suspects/victim.label-agreement.report.json"))
+assert la["mode"] == "label-agreement" and la["transcript_sha256"], la
+assert la["suspect_mean_score"] >= 0.99, la["suspect_mean_score"]  # the victim repeats its own mistakes
+assert len(la["suspect_scores"]) == 800 and la["model_level_benign_models"] == 6, la
 assert r["styled_images"] == 60, r["styled_images"]
 m = torch.jit.load(out + "/victim.pt")
 m.eval()

@@ -14,6 +14,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -233,6 +234,19 @@ std::string DescribeBundle(const OpenedBundle& b) {
                     " helper models recorded, ", v.benign_scores_size(), " held-out independents for the model-level test\n");
   } else {
     absl::StrAppend(&out, "fingerprint:       none in this bundle\n");
+  }
+  if (c.has_label_agreement() && !c.label_agreement().method().empty()) {
+    const LabelAgreementVerifier& v = c.label_agreement();
+    const TensorProto& err = v.error_images();
+    const TensorProto& cov = v.cover_images();
+    absl::StrAppend(&out, "label agreement:   ", v.method(), " (", err.shape_size() == 4 ? err.shape(0) : 0,
+                    " of the victim's mistakes + ", cov.shape_size() == 4 ? cov.shape(0) : 0, " covers; victim error rate ",
+                    absl::StrFormat("%.3f", v.victim_error_rate()), " on ", v.pool_images(), " held-out images), Type-I ",
+                    v.type1_error(), ", Type-II ", v.type2_error(), ", ",
+                    v.sound() ? "soundness check passed" : "UNSOUND: " + v.unsound_reason(), ", ", v.benign_scores_size(),
+                    " held-out benign models for the model-level test\n");
+  } else {
+    absl::StrAppend(&out, "label agreement:   none in this bundle\n");
   }
   for (const auto& [k, v] : c.metadata()) absl::StrAppend(&out, "meta ", k, ": ", v, "\n");
   return out;

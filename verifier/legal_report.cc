@@ -472,6 +472,14 @@ std::string LineSection(const VerificationReport& r, int index) {
                      Esc(Percent(r.reference_clean_agreement())), " / ", Esc(Percent(r.reference_perturbed_agreement())),
                      " <span class=\"dim\">(descriptive, not part of the test)</span>"));
   }
+  if (r.mode() == "label-agreement") {
+    Row(&s, "The victim&rsquo;s mistakes",
+        absl::StrCat("the suspect gives the victim&rsquo;s wrong label on ", Esc(Percent(r.suspect_mean_score())), " of the ",
+                     r.m(), " images the victim misclassifies; the benign reference on ",
+                     Esc(Percent(r.reference_mean_score())),
+                     " <span class=\"dim\">(the range check compares accuracy on every image asked, mistakes and covers)"
+                     "</span>"));
+  }
   if (r.reference_compatible_harmonic_p() > 0) {
     Row(&s, "Published protocol",
         absl::StrCat("40 draws of m = 10, Welch, harmonic-mean p = ", Esc(Num(r.reference_compatible_harmonic_p())),
