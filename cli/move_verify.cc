@@ -326,7 +326,7 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunLabelAgreement(const 
               r.log10_p_value(), r.test().c_str(), r.alpha(), static_cast<long long>(r.m()));
   std::printf("  agreement:      the suspect gives the victim's wrong label on %.1f%% of them (reference %.1f%%)\n",
               100 * r.suspect_mean_score(), 100 * r.reference_mean_score());
-  std::printf("  accuracy:       suspect %.3f vs reference %.3f on the images asked (range check %s)\n",
+  std::printf("  accuracy:       suspect %.3f vs reference %.3f on the covers (range check %s)\n",
               r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
   PrintModelLevel(r);
   std::printf("  queries:        %lld (mistakes and covers, shuffled)\n", static_cast<long long>(r.queries()));

@@ -157,7 +157,7 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
                                                      const FingerprintVerifyOptions& options = {});
 
 // Combines the reports of several lines of evidence on one suspect (white-box, black-box,
-// fingerprint) with Holm's step-down rule at `alpha`: the probability that an independent
+// fingerprint, label agreement) with Holm's step-down rule at `alpha`: the probability that an independent
 // model is flagged by the combined verdict is at most alpha whatever the lines' dependence.
 // Each line enters with the larger of its paired and model-level p-values, or p = 1 when the
 // suspect is out of its range or answered inconsistently. A line whose classifier failed the

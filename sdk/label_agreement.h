@@ -25,9 +25,10 @@
 //   the model-level test the guard.
 // The build-time soundness check applies that rule to every calibration model against the
 // others (leave-one-out); a bundle whose check flags one gives "inconclusive", never "stolen".
-// A suspect below min_relative_accuracy x the reference's accuracy on the queried images is
-// outside the range the check vouches for (a weak model is wrong often, and often in the
-// victim's direction): "inconclusive" too.
+// A suspect below min_relative_accuracy x the reference's accuracy on the covers (ordinary
+// images the victim gets right; the error images are hard by construction) is outside the
+// range the check vouches for (a weak model is wrong often, and often in the victim's
+// direction): "inconclusive" too.
 //
 // Vendor (after move::BuildBundle, reusing the benign models it trained):
 //
@@ -111,8 +112,8 @@ struct LabelAgreementVerifyOptions {
   // Transcript (JSON Lines) of every request and answer; must not exist yet. Empty: none.
   std::string transcript_path;
   bool show_progress = true;
-  // Range check: the suspect's accuracy on the images asked against the reference's.
-  // Default: 0.5.
+  // Range check: the suspect's accuracy on the covers asked against the reference's (on the
+  // error images when the bundle has no covers). Default: 0.5.
   double min_relative_accuracy = 0.5;
   // Consistency repeats as in BlackBoxOptions. Defaults: 0.05, 0.01.
   double repeat_share = 0.05;

@@ -290,13 +290,16 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
          /*warn_below_minimum=*/false, &rep);
   std::vector<int64_t> used(subset.data_ptr<int64_t>(), subset.data_ptr<int64_t>() + n);
   MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used, rep.suspect_mean_score(), o.alpha, &rep));
-  const int64_t suspect_correct = err_labels.eq(err_truth.index_select(0, subset)).sum().item<int64_t>() +
-                                  cov_labels.eq(cov_truth.index_select(0, cov_subset)).sum().item<int64_t>();
-  const int64_t reference_correct =
-      ref_err.index_select(0, subset).eq(err_truth.index_select(0, subset)).sum().item<int64_t>() +
-      ref_cov.index_select(0, cov_subset).eq(cov_truth.index_select(0, cov_subset)).sum().item<int64_t>();
-  ApplyRangeCheck(static_cast<double>(suspect_correct) / asked, static_cast<double>(reference_correct) / asked,
-                  o.min_relative_accuracy, &rep);
+  // Range check on the covers (ordinary images the victim gets right): the error images are
+  // hard by construction, and a copy of the victim is wrong on all of them.
+  const at::Tensor cov_t = cov_truth.index_select(0, cov_subset), ref_c = ref_cov.index_select(0, cov_subset);
+  const int64_t nc_asked = cov_subset.size(0);
+  const int64_t suspect_correct = nc_asked > 0 ? cov_labels.eq(cov_t).sum().item<int64_t>()
+                                               : err_labels.eq(err_truth.index_select(0, subset)).sum().item<int64_t>();
+  const int64_t reference_correct = nc_asked > 0 ? ref_c.eq(cov_t).sum().item<int64_t>()
+                                                 : ref_err.index_select(0, subset).eq(err_truth.index_select(0, subset)).sum().item<int64_t>();
+  const double range_n = static_cast<double>(nc_asked > 0 ? nc_asked : n);
+  ApplyRangeCheck(suspect_correct / range_n, reference_correct / range_n, o.min_relative_accuracy, &rep);
   MOVE_RETURN_IF_ERROR(RecordQueries(client, channel, o.transcript_path, max_queries, /*sequential=*/false,
                                      /*stopped_early=*/false, &rep));
   rep.mutable_suspect_scores()->Add(suspect.begin(), suspect.end());

@@ -165,6 +165,9 @@ TEST(LabelAgreementTest, FlagsACopyOfTheMistakesAndClearsAnIndependentModel) {
   EXPECT_EQ(stolen.model_level_benign_models(), 7);
   EXPECT_LT(stolen.model_level_log10_p_value(), -2);
   EXPECT_TRUE(stolen.suspect_in_range());
+  // The range check reads the covers: both models classify every cover correctly.
+  EXPECT_DOUBLE_EQ(stolen.suspect_clean_accuracy(), 1.0);
+  EXPECT_DOUBLE_EQ(stolen.reference_clean_accuracy(), 1.0);
 
   // An independent model that agrees a little more than the reference: the paired test alone
   // might say so; the model-level test keeps it "not stolen".
@@ -196,8 +199,8 @@ TEST(LabelAgreementTest, AWeakSuspectIsOutOfRange) {
   Fixture f({18, 20, 16, 19, 17, 18, 21});
   absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(f.in, Quiet());
   ASSERT_TRUE(v.ok());
-  // Agrees on most mistakes but is wrong on 90% of the covers: below half the reference's
-  // accuracy on what it was asked, so a flag would be outside the soundness check's range.
+  // Agrees on most mistakes but is wrong on every cover: below half the reference's accuracy
+  // there, so a flag would be outside the soundness check's range.
   const at::Tensor table = ModelTable(55, 0, /*right_share=*/0.0);
   const VerificationReport r = Verify(*v, table, "weak");
   EXPECT_FALSE(r.suspect_in_range());

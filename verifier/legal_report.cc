@@ -477,8 +477,8 @@ std::string LineSection(const VerificationReport& r, int index) {
         absl::StrCat("the suspect gives the victim&rsquo;s wrong label on ", Esc(Percent(r.suspect_mean_score())), " of the ",
                      r.m(), " images the victim misclassifies; the benign reference on ",
                      Esc(Percent(r.reference_mean_score())),
-                     " <span class=\"dim\">(the range check compares accuracy on every image asked, mistakes and covers)"
-                     "</span>"));
+                     " <span class=\"dim\">(the range check compares accuracy on the covers: ordinary images the victim "
+                     "classifies correctly, asked with the mistakes)</span>"));
   }
   if (r.reference_compatible_harmonic_p() > 0) {
     Row(&s, "Published protocol",
