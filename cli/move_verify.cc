@@ -176,6 +176,17 @@ void PrintConsistency(const move::VerificationReport& r) {
               r.max_repeat_difference(), r.repeat_tolerance(), r.answers_inconsistent() ? ": INCONSISTENT" : "");
 }
 
+// The end of a query line's summary beside MOVE: consistency, soundness, transcript, warnings.
+void PrintLineTail(const move::VerificationReport& r) {
+  PrintConsistency(r);
+  std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
+  if (!r.transcript_path().empty()) {
+    std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
+  }
+  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
+  std::printf("\n");
+}
+
 absl::StatusOr<std::unique_ptr<move::SuspectChannel>> OpenEndpoint(const std::string& endpoint) {
   move::HttpChannelOptions h;
   h.read_timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
@@ -289,13 +300,7 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunFingerprint(const mov
               100 * r.reference_clean_agreement(), 100 * r.reference_perturbed_agreement());
   PrintModelLevel(r);
   std::printf("  queries:        %lld%s\n", static_cast<long long>(r.queries()), r.stopped_early() ? " (stopped early: decisive)" : "");
-  PrintConsistency(r);
-  std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
-  if (!r.transcript_path().empty()) {
-    std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
-  }
-  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
-  std::printf("\n");
+  PrintLineTail(r);
   return std::optional<move::VerificationReport>(r);
 }
 
@@ -330,13 +335,7 @@ absl::StatusOr<std::optional<move::VerificationReport>> RunLabelAgreement(const 
               r.suspect_clean_accuracy(), r.reference_clean_accuracy(), r.suspect_in_range() ? "passed" : "FAILED");
   PrintModelLevel(r);
   std::printf("  queries:        %lld (mistakes and covers, shuffled)\n", static_cast<long long>(r.queries()));
-  PrintConsistency(r);
-  std::printf("  verifier:       %s\n", r.classifier_sound() ? "passed its soundness check" : "FAILED its soundness check");
-  if (!r.transcript_path().empty()) {
-    std::printf("  transcript:     %s (sha256 %s)\n", r.transcript_path().c_str(), r.transcript_sha256().c_str());
-  }
-  for (const auto& w : r.warnings()) std::printf("  warning: %s\n", w.c_str());
-  std::printf("\n");
+  PrintLineTail(r);
   return std::optional<move::VerificationReport>(r);
 }
 

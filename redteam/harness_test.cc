@@ -125,8 +125,12 @@ TEST(HarnessTest, QuickConfigurationRunsEveryAttackAndReusesItsCache) {
     EXPECT_TRUE(row.label_agreement.model_level_tested) << row.name;
     EXPECT_EQ(row.label_agreement.flagged, row.label_agreement.paired_flagged && row.label_agreement.model_level_reject)
         << row.name;
-    if (!r->label_agreement_sound) EXPECT_FALSE(row.label_agreement.flagged) << row.name;
-    if (row.name == "victim (source)") EXPECT_GE(row.label_agreement.suspect_mean, 0.99);
+    if (!r->label_agreement_sound) {
+      EXPECT_FALSE(row.label_agreement.flagged) << row.name;
+    }
+    if (row.name == "victim (source)") {
+      EXPECT_GE(row.label_agreement.suspect_mean, 0.99);
+    }
   }
   EXPECT_TRUE(r->label_agreement_built);
   EXPECT_GE(r->label_agreement_benign_models, 3);

@@ -13,7 +13,8 @@
 //
 // Verification asks the suspect for the error set and the covers in one shuffled batch (an
 // endpoint cannot tell which images matter) through the same channels, transcript and
-// consistency repeats as the other query lines; answers are reduced to their top class. The
+// consistency repeats as the other query lines; answers are reduced to their top class (a
+// label-only API's one-hot answers, which black-box MOVE refuses, are taken as they are). The
 // score of error image i is 1 when the suspect's label is the victim's, else 0. Theft is
 // claimed only when both tests reject at alpha, as in MOVE's rule:
 // - the model-level test (the unit that matters is a model): the suspect's agreement against

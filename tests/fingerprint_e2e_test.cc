@@ -23,6 +23,7 @@
 #include "sdk/label_agreement.h"
 #include "sdk/model.h"
 #include "sdk/runtime.h"
+#include "sdk/serving.h"
 #include "sdk/train.h"
 
 namespace move {
@@ -312,7 +313,7 @@ TEST(LabelAgreementBundleTest, StudentsRepeatTheVictimsMistakesIndependentsDoNot
     return r.ok() ? *r : VerificationReport();
   };
   const VerificationReport victim = verify(w.victim, "victim");
-  EXPECT_DOUBLE_EQ(victim.suspect_mean_score(), 1.0);
+  EXPECT_NEAR(victim.suspect_mean_score(), 1.0, 1e-9);
   EXPECT_EQ(victim.verdict(), "stolen");
   EXPECT_EQ(victim.queries(), errors + 50);
   // A label-query student (queries on substitute data) repeats more of the victim's mistakes
@@ -331,6 +332,24 @@ TEST(LabelAgreementBundleTest, StudentsRepeatTheVictimsMistakesIndependentsDoNot
   EXPECT_GT(s.suspect_mean_score(), indep.suspect_mean_score());
   EXPECT_FALSE(indep.stolen()) << indep.verdict();
   for (double m : s.benign_mean_scores()) EXPECT_LT(m, 1.0);
+  // A label-only API (one-hot answers, which black-box MOVE refuses) over HTTP: the same
+  // figures as the student's full probability vectors give.
+  {
+    ServeOptions so;
+    so.output = "labels";
+    absl::StatusOr<std::unique_ptr<PredictionServer>> server = PredictionServer::Start(*student, so);
+    ASSERT_TRUE(server.ok()) << server.status();
+    absl::StatusOr<std::unique_ptr<SuspectChannel>> http = OpenHttpChannel((*server)->url());
+    ASSERT_TRUE(http.ok()) << http.status();
+    LabelAgreementVerifyOptions lo;
+    lo.show_progress = false;
+    absl::StatusOr<VerificationReport> lr = VerifyLabelAgreement(*bundle, **http, lo);
+    (*server)->Stop();
+    ASSERT_TRUE(lr.ok()) << lr.status();
+    EXPECT_NEAR(lr->suspect_mean_score(), s.suspect_mean_score(), 2.0 / errors);
+    EXPECT_EQ(lr->queries(), s.queries());
+    EXPECT_FALSE(lr->answers_inconsistent());
+  }
 
   // move_verify runs the line alone on a sandboxed file, then replays its transcript.
   const std::string pub = w.dir + "/la.key";

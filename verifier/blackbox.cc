@@ -350,9 +350,18 @@ absl::StatusOr<bool> SetQueryStatistics(const std::vector<double>& suspect, cons
   return reject;
 }
 
-absl::Status ValidateRepeats(double share, double tolerance) {
-  if (!(share >= 0 && share <= 0.5)) return absl::InvalidArgumentError("repeat_share: must be in [0, 0.5]");
-  if (!(tolerance >= 0 && tolerance <= 1)) return absl::InvalidArgumentError("repeat_tolerance: must be in [0, 1]");
+absl::Status ValidateQueryOptions(double alpha, int64_t max_queries, int64_t images_per_request, double repeat_share,
+                                  double repeat_tolerance, double min_relative_accuracy) {
+  if (!(alpha > 0 && alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  if (max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0 (0 = what the examination needs)");
+  if (images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
+  if (!(repeat_share >= 0 && repeat_share <= 0.5)) return absl::InvalidArgumentError("repeat_share: must be in [0, 0.5]");
+  if (!(repeat_tolerance >= 0 && repeat_tolerance <= 1)) {
+    return absl::InvalidArgumentError("repeat_tolerance: must be in [0, 1]");
+  }
+  if (!(min_relative_accuracy >= 0 && min_relative_accuracy <= 1)) {
+    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
+  }
   return absl::OkStatus();
 }
 
@@ -403,15 +412,10 @@ struct Loaded {
 };
 
 absl::Status ValidateOptions(const BlackBoxOptions& o) {
-  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  MOVE_RETURN_IF_ERROR(ValidateQueryOptions(o.alpha, o.max_queries, o.images_per_request, o.repeat_share,
+                                            o.repeat_tolerance, o.min_relative_accuracy));
   if (o.m < 0) return absl::InvalidArgumentError("m: must be >= 0 (0 = all samples)");
-  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0 (0 = every sample's queries)");
-  if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
   if (o.pairs_per_round < 1) return absl::InvalidArgumentError("pairs_per_round: must be >= 1");
-  MOVE_RETURN_IF_ERROR(ValidateRepeats(o.repeat_share, o.repeat_tolerance));
-  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
-    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
-  }
   return absl::OkStatus();
 }
 

@@ -64,7 +64,8 @@ std::string EncodeResponse(const at::Tensor& rows) {
   return json;
 }
 
-absl::StatusOr<ParsedAnswers> ParseAnswers(const std::string& body, int64_t n, int64_t k, bool accept_logits) {
+absl::StatusOr<ParsedAnswers> ParseAnswers(const std::string& body, int64_t n, int64_t k, bool accept_logits,
+                                           bool accept_labels) {
   PredictResponse response;
   if (!google::protobuf::util::JsonStringToMessage(body, &response).ok()) {
     return absl::DataLossError(absl::StrCat("the suspect's answer is not a PredictResponse in JSON (", body.size(),
@@ -93,6 +94,10 @@ absl::StatusOr<ParsedAnswers> ParseAnswers(const std::string& body, int64_t n, i
   ParsedAnswers parsed;
   // Label-only: every value exactly 0 or 1 (one-hot rows).
   if (rows.eq(0).logical_or(rows.eq(1)).all().item<bool>() && rows.sum(1).eq(1).all().item<bool>()) {
+    if (accept_labels) {
+      parsed.probabilities = rows;
+      return parsed;
+    }
     return absl::FailedPreconditionError(
         "the suspect returns labels only (one-hot answers): black-box MOVE needs probability vectors; a harmless "
         "watermark leaves no signal in labels, which is why the paper excludes label-only APIs");
@@ -200,7 +205,7 @@ absl::StatusOr<at::Tensor> QueryClient::Ask(const at::Tensor& images) {
       (void)google::protobuf::util::MessageToJsonString(e, &line, jo);
       MOVE_RETURN_IF_ERROR(transcript_->Add(line));
     }
-    MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, sent.size(0), k_, accept_logits_));
+    MOVE_ASSIGN_OR_RETURN(ParsedAnswers parsed, ParseAnswers(answer->response, sent.size(0), k_, accept_logits_, accept_labels_));
     softmax_applied_ |= parsed.softmax_applied;
     // Back to the sent order: rows 0..len-1 answer the batch, the rest the repeats.
     at::Tensor unshuffled = torch::empty_like(parsed.probabilities);

@@ -30,9 +30,11 @@ struct ParsedAnswers {
 // Reads and checks an answer to `n` images from a model with `k` classes. Refuses (with the
 // problem named): unreadable JSON (kDataLoss), an error field (kFailedPrecondition), a wrong
 // number of predictions (kDataLoss) or classes (kInvalidArgument), NaN/infinite values
-// (kDataLoss), label-only one-hot answers (kFailedPrecondition), and rows that are not
-// probability vectors (kInvalidArgument; with accept_logits, softmax is applied instead).
-absl::StatusOr<ParsedAnswers> ParseAnswers(const std::string& response, int64_t n, int64_t k, bool accept_logits);
+// (kDataLoss), label-only one-hot answers (kFailedPrecondition, unless accept_labels: a line
+// that reads only the top class takes them as they are), and rows that are not probability
+// vectors (kInvalidArgument; with accept_logits, softmax is applied instead).
+absl::StatusOr<ParsedAnswers> ParseAnswers(const std::string& response, int64_t n, int64_t k, bool accept_logits,
+                                           bool accept_labels = false);
 
 // An append-only JSON Lines transcript; every entry is flushed to disk before Add returns.
 class TranscriptWriter {
@@ -89,12 +91,16 @@ class QueryClient {
   int64_t repeat_disagreements() const { return disagreements_; }
   double max_repeat_difference() const { return max_difference_; }
   const RepeatOptions& repeat_options() const { return repeats_; }
+  // Take label-only (one-hot) answers instead of refusing them: for lines that read only the
+  // top class (label agreement).
+  void AcceptLabels() { accept_labels_ = true; }
 
  private:
   SuspectChannel& channel_;
   TranscriptWriter* transcript_;
   int64_t k_, per_request_;
   bool accept_logits_;
+  bool accept_labels_ = false;
   RepeatOptions repeats_;
   std::mt19937_64 rng_;
   int64_t requests_ = 0, queries_ = 0;

@@ -55,6 +55,10 @@ TEST(ParseAnswersTest, RefusesEveryKindOfBadAnswer) {
   auto labels = ParseAnswers(Rows("[0,1]", 4), 4, 2, false);
   EXPECT_EQ(labels.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(labels.status().message().find("labels only"), std::string::npos);
+  // A line that reads only the top class takes them.
+  auto taken = ParseAnswers(Rows("[0,1]", 4), 4, 2, false, /*accept_labels=*/true);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->probabilities.argmax(1).sum().item<int64_t>(), 4);
   auto negative = ParseAnswers(Rows("[-0.5,1.5]", 1), 1, 2, false);
   EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
   auto logits = ParseAnswers(Rows("[2.0,3.5]", 1), 1, 2, false);

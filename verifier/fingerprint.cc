@@ -293,11 +293,6 @@ absl::StatusOr<at::Tensor> ModelFingerprints(torch::jit::Module& model, const at
   return AssembleFingerprints(p, points.size(0), points.size(1));
 }
 
-std::string ModelSha(const torch::jit::Module& m) {
-  absl::StatusOr<std::string> b = ModuleBytes(m);
-  return b.ok() ? core::Sha256Hex(*b) : "";
-}
-
 }  // namespace
 
 absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBuildInputs& in,
@@ -422,13 +417,7 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
   std::vector<std::string> flagged;
   int type1 = 0;
   auto record = [&](const std::string& role, const FingerprintModel& m, double log10_p, bool f) {
-    FingerprintModelRecord* r = v.add_models();
-    r->set_role(role);
-    r->set_name(m.name);
-    r->set_architecture(m.architecture);
-    r->set_sha256(ModelSha(m.model));
-    r->set_log10_p(log10_p);
-    r->set_flagged(f);
+    AddModelRecord(role, m.name, m.architecture, m.model, log10_p, f, v.mutable_models());
   };
   for (const FingerprintModel& m : in.piracy) record("piracy", m, 0, false);
   for (const FingerprintModel& m : in.independent) record("independent", m, 0, false);
@@ -485,14 +474,9 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
 absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle, SuspectChannel& channel,
                                                      const FingerprintVerifyOptions& o) {
   const auto start = std::chrono::steady_clock::now();
-  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  MOVE_RETURN_IF_ERROR(ValidateQueryOptions(o.alpha, o.max_queries, o.images_per_request, o.repeat_share,
+                                            o.repeat_tolerance, o.min_relative_accuracy));
   if (o.fingerprints < 0) return absl::InvalidArgumentError("fingerprints: must be >= 0 (0 = all)");
-  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0");
-  if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
-  MOVE_RETURN_IF_ERROR(ValidateRepeats(o.repeat_share, o.repeat_tolerance));
-  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
-    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
-  }
   const BundleContents& c = bundle.contents;
   if (!c.has_fingerprint() || c.fingerprint().method().empty()) {
     return absl::FailedPreconditionError("the bundle has no fingerprint verifier (built without one)");

@@ -52,11 +52,6 @@ absl::StatusOr<at::Tensor> TopClass(const torch::jit::Module& m0, const at::Tens
   return p.argmax(1);
 }
 
-std::string ModelSha(const torch::jit::Module& m) {
-  absl::StatusOr<std::string> b = ModuleBytes(m);
-  return b.ok() ? core::Sha256Hex(*b) : "";
-}
-
 }  // namespace
 
 absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAgreementBuildInputs& in,
@@ -143,13 +138,7 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   // The record of every model, with the verdict rule's outcome on each calibration model
   // (leave-one-out) and on each held-out piracy model.
   auto record = [&](const std::string& role, const FingerprintModel& m, double log10_p, bool flagged) {
-    FingerprintModelRecord* r = v.add_models();
-    r->set_role(role);
-    r->set_name(m.name);
-    r->set_architecture(m.architecture);
-    r->set_sha256(ModelSha(m.model));
-    r->set_log10_p(log10_p);
-    r->set_flagged(flagged);
+    AddModelRecord(role, m.name, m.architecture, m.model, log10_p, flagged, v.mutable_models());
   };
   record("reference", in.benign[0], 0, false);
   const std::vector<double> ref = ToVector(agreement[0]);
@@ -199,14 +188,9 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
 absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bundle, SuspectChannel& channel,
                                                         const LabelAgreementVerifyOptions& o) {
   const auto start = std::chrono::steady_clock::now();
-  if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
+  MOVE_RETURN_IF_ERROR(ValidateQueryOptions(o.alpha, o.max_queries, o.images_per_request, o.repeat_share,
+                                            o.repeat_tolerance, o.min_relative_accuracy));
   if (o.errors < 0) return absl::InvalidArgumentError("errors: must be >= 0 (0 = all)");
-  if (o.max_queries < 0) return absl::InvalidArgumentError("max_queries: must be >= 0");
-  if (o.images_per_request < 1) return absl::InvalidArgumentError("images_per_request: must be >= 1");
-  MOVE_RETURN_IF_ERROR(ValidateRepeats(o.repeat_share, o.repeat_tolerance));
-  if (!(o.min_relative_accuracy >= 0 && o.min_relative_accuracy <= 1)) {
-    return absl::InvalidArgumentError("min_relative_accuracy: must be in [0, 1]");
-  }
   const BundleContents& c = bundle.contents;
   if (!c.has_label_agreement() || c.label_agreement().method().empty()) {
     return absl::FailedPreconditionError("the bundle has no label-agreement verifier (built without one)");
@@ -261,6 +245,7 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
   }
   QueryClient client(channel, transcript ? &*transcript : nullptr, v.num_classes(), o.images_per_request, o.accept_logits,
                      RepeatOptions{o.repeat_share, o.repeat_tolerance, o.seed});
+  client.AcceptLabels();  // a label-only API answers one-hot vectors: all this line needs
   // One shuffled batch: error images and covers mixed.
   const at::Tensor all = torch::cat({err_images.index_select(0, subset), cov_images.index_select(0, cov_subset)});
   const at::Tensor perm = Perm(asked, o.seed * 1000003ULL + 7);

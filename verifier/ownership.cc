@@ -168,6 +168,19 @@ void Decide(bool reject, bool sound, const std::string& unsound_reason, const ch
   }
 }
 
+void AddModelRecord(const std::string& role, const std::string& name, const std::string& architecture,
+                    const torch::jit::Module& model, double log10_p, bool flagged,
+                    google::protobuf::RepeatedPtrField<FingerprintModelRecord>* records) {
+  FingerprintModelRecord* r = records->Add();
+  r->set_role(role);
+  r->set_name(name);
+  r->set_architecture(architecture);
+  absl::StatusOr<std::string> bytes = ModuleBytes(model);
+  r->set_sha256(bytes.ok() ? core::Sha256Hex(*bytes) : "");
+  r->set_log10_p(log10_p);
+  r->set_flagged(flagged);
+}
+
 std::string DescribeCalibrationKind(const std::string& kind) {
   if (kind == "calibration") return "benign";
   if (kind == "rival-vendor calibration") return "rival-vendor MOVE model (another secret style)";

@@ -119,6 +119,13 @@ absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>&
                                            google::protobuf::RepeatedPtrField<BenignScores>* table,
                                            google::protobuf::RepeatedField<double>* calibration_log10_p);
 
+// Appends the record of a model that took part in building a verifier (its role, name,
+// architecture, the SHA-256 of its TorchScript bytes, the verdict rule's log10 p on it and
+// whether the rule flagged it).
+void AddModelRecord(const std::string& role, const std::string& name, const std::string& architecture,
+                    const torch::jit::Module& model, double log10_p, bool flagged,
+                    google::protobuf::RepeatedPtrField<FingerprintModelRecord>* records);
+
 // Appends a held-out benign model's scores to a verifier's table.
 void AddBenignScores(const at::Tensor& scores, const std::string& kind, const std::string& architecture,
                      google::protobuf::RepeatedPtrField<BenignScores>* table);
@@ -135,8 +142,11 @@ absl::StatusOr<bool> SetQueryStatistics(const std::vector<double>& suspect, cons
                                         const std::string& fixed_test_suffix, bool budget_stop, int64_t max_queries,
                                         double alpha, VerificationReport* r);
 
-// kInvalidArgument unless repeat share is in [0, 0.5] and tolerance in [0, 1].
-absl::Status ValidateRepeats(double share, double tolerance);
+// The settings every query line shares, checked alike: kInvalidArgument unless alpha is in
+// (0, 1), max_queries >= 0, images_per_request >= 1, the repeat share in [0, 0.5], the repeat
+// tolerance and min_relative_accuracy in [0, 1]; the message names the setting.
+absl::Status ValidateQueryOptions(double alpha, int64_t max_queries, int64_t images_per_request, double repeat_share,
+                                  double repeat_tolerance, double min_relative_accuracy);
 
 // The query record of such a report: queries and cap, mode, channel, softmax warning, the
 // transcript's path and SHA-256 (when `transcript_path` is not empty), the suspect's hash and
