@@ -228,7 +228,8 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
   }
   MOVE_ASSIGN_OR_RETURN(at::Tensor subset, VerificationSubset(total, n, o.seed));
   // Covers in the bundle's proportion, so that a subset looks like the whole.
-  const int64_t nc = covers == 0 ? 0 : std::max<int64_t>(1, (covers * n + total / 2) / total);
+  // (At least 2 when the bundle has 2 or more: a subset of the covers is a draw of m >= 2.)
+  const int64_t nc = covers == 0 ? 0 : std::max<int64_t>(2, (covers * n + total / 2) / total);
   MOVE_ASSIGN_OR_RETURN(at::Tensor cov_subset, covers < 2 ? absl::StatusOr<at::Tensor>(torch::arange(covers, torch::kInt64))
                                                           : VerificationSubset(covers, std::min(nc, covers), o.seed + 1));
   const int64_t asked = n + cov_subset.size(0);

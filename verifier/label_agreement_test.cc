@@ -217,6 +217,12 @@ TEST(LabelAgreementTest, SubsetsBudgetsAndTampering) {
   const VerificationReport r = Verify(*v, ModelTable(52, 1), "subset", o);
   EXPECT_EQ(r.m(), 30);
   EXPECT_EQ(r.queries(), 30 + 20);  // covers in the bundle's proportion (40 of 60)
+  // The smallest subset still draws two covers.
+  LabelAgreementVerifyOptions two;
+  two.errors = 2;
+  const VerificationReport r2 = Verify(*v, ModelTable(52, 1), "two", two);
+  EXPECT_EQ(r2.m(), 2);
+  EXPECT_EQ(r2.queries(), 2 + 2);
 
   OpenedBundle b;
   *b.contents.mutable_label_agreement() = *v;
