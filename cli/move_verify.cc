@@ -155,7 +155,7 @@ absl::Status WriteOrPrintJson(const std::string& json) {
   return absl::OkStatus();
 }
 
-// The model-level test's line: the suspect's mean score against the held-out benign models'.
+// The model-level test's line: the suspect's statistic against the held-out benign models'.
 void PrintModelLevel(const move::VerificationReport& r) {
   if (!r.model_level_tested()) {
     std::printf("  model level:    not tested (the bundle has no benign score table)\n");
@@ -163,9 +163,13 @@ void PrintModelLevel(const move::VerificationReport& r) {
   }
   std::string means;
   for (double x : r.benign_mean_scores()) absl::StrAppendFormat(&means, " %.3f", x);
-  std::printf("  model level:    p %.3g (log10 %.2f): suspect mean %.3f vs %d held-out benign models' means%s (%s)\n",
-              r.model_level_p_value(), r.model_level_log10_p_value(), r.suspect_mean_score(),
-              r.model_level_benign_models(), means.c_str(), r.model_level_reject() ? "rejects" : "does not reject");
+  // Reports of older SDKs name no statistic: theirs was the mean score.
+  const bool named = !r.model_level_statistic().empty();
+  std::printf("  model level:    p %.3g (log10 %.2f): suspect's %s %.3f vs %d held-out benign models'%s (%s)\n",
+              r.model_level_p_value(), r.model_level_log10_p_value(),
+              named ? r.model_level_statistic().c_str() : "mean score",
+              named ? r.model_level_suspect_score() : r.suspect_mean_score(), r.model_level_benign_models(), means.c_str(),
+              r.model_level_reject() ? "rejects" : "does not reject");
 }
 
 // The consistency line: images asked twice and whether their answers agreed.

@@ -627,6 +627,7 @@ absl::Status Run() {
         MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(base + ".label-agreement.report.json", move::ReportToJson(*la)));
         (*row.mutable_fields())["label_agreement_verdict"] = Str(la->verdict());
         (*row.mutable_fields())["label_agreement"] = Num(la->suspect_mean_score());
+        (*row.mutable_fields())["label_agreement_rarity_weighted"] = Num(la->model_level_suspect_score());
         (*row.mutable_fields())["label_agreement_log10_p_value"] = Num(la->log10_p_value());
         (*row.mutable_fields())["label_agreement_model_level_log10_p_value"] = Num(la->model_level_log10_p_value());
         (*row.mutable_fields())["label_agreement_queries"] = Num(la->queries());

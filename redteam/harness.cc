@@ -381,7 +381,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                    bo.shadow_architectures.empty() ? "" : absl::StrCat(" | shadows ", absl::StrJoin(bo.shadow_architectures, ",")),
                    decoy_styles.empty() ? "" : absl::StrCat(" | decoys ", bo.decoy_members, "+", bo.decoy_calibration_models, decoy_key),
                    config.label_agreement
-                       ? absl::StrCat(" | label agreement v1 ", config.label_agreement_options.errors, "/",
+                       ? absl::StrCat(" | label agreement ",
+                                      config.label_agreement_options.statistic == LabelAgreementStatistic::kMean ? "v1 " : "v2 ",
+                                      config.label_agreement_options.errors, "/",
                                       config.label_agreement_options.covers, " on ", DataKey(test_rgb))
                        : "");
   const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");

@@ -17,9 +17,17 @@
 // label-only API's one-hot answers, which black-box MOVE refuses, are taken as they are). The
 // score of error image i is 1 when the suspect's label is the victim's, else 0. Theft is
 // claimed only when both tests reject at alpha, as in MOVE's rule:
-// - the model-level test (the unit that matters is a model): the suspect's agreement against
-//   the benign models' agreements on the same images, the one-sided prediction-interval
-//   t-test of verifier/significance.h with n - 1 degrees of freedom;
+// - the model-level test (the unit that matters is a model): the suspect's statistic against
+//   the benign models' on the same images, the one-sided prediction-interval t-test of
+//   verifier/significance.h with n - 1 degrees of freedom. The statistic (default) is the
+//   rarity-weighted agreement: every model makes the easy mistakes, so mistake i counts by
+//   w_i = 1 - (share of the benign models that repeat it), and a model's statistic is
+//   sum_i w_i a_i / sum_i w_i. A benign model's own value is computed with weights from the
+//   other benign models only (leave-one-out), so no model chooses the weights it is scored
+//   with; the suspect's uses all of them. Independent models then stay where the benign ones
+//   are while a student, which repeats the victim's particular mistakes, moves away from them
+//   (docs/label-agreement.md measures both). The plain share of mistakes repeated is kept
+//   selectable (LabelAgreementStatistic::kMean) for comparison;
 // - the paired test: the suspect's per-image agreement against the benign reference's on the
 //   same images (one-sided paired t-test). With hundreds of images it alone would flag an
 //   independent model that agrees a little more than the reference; it is the companion,
@@ -80,6 +88,11 @@ struct LabelAgreementBuildInputs {
   std::vector<FingerprintModel> held_out_piracy;
 };
 
+// The model-level test's statistic (see above). The bundle records it (method
+// "label-agreement-v2" for kRarityWeighted, "label-agreement-v1" for kMean) and verification
+// uses the one the soundness check was run with.
+enum class LabelAgreementStatistic { kRarityWeighted, kMean };
+
 struct LabelAgreementBuildOptions {
   // Error images kept (at most; all the victim makes in the pool when fewer) and covers.
   // Defaults: 800 and 200, so that a verification costs 1,000 label queries.
@@ -89,6 +102,8 @@ struct LabelAgreementBuildOptions {
   double alpha = 0.01;
   // Seed of the draw of errors and covers. Default: 0.
   uint64_t seed = 0;
+  // Default: kRarityWeighted.
+  LabelAgreementStatistic statistic = LabelAgreementStatistic::kRarityWeighted;
   bool show_progress = true;
 };
 

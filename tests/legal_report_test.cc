@@ -210,6 +210,18 @@ TEST(RenderLegalReportHtml, NamesTheLabelAgreementLine) {
   for (const char* expected : {"Label agreement on the victim", "misclassifies", "84.0%", "71.0%", "of the 800 images"}) {
     EXPECT_TRUE(absl::StrContains(*html, expected)) << expected;
   }
+  // A rarity-weighted model-level test is shown as what it compared, with the suspect's
+  // weighted value (not its plain share) beside the benign models'.
+  r.set_feature_design("label-agreement-v2");
+  r.set_model_level_statistic("rarity-weighted agreement");
+  r.set_model_level_suspect_score(0.625);
+  html = RenderLegalReportHtml(ReportToJson(r), {});
+  ASSERT_TRUE(html.ok()) << html.status();
+  for (const char* expected : {"Rarity-weighted agreement per model", "suspect&rsquo;s rarity-weighted agreement 0.625",
+                               "weighted by how rarely the benign models repeat each mistake",
+                               "<th>rarity-weighted agreement</th>"}) {
+    EXPECT_TRUE(absl::StrContains(*html, expected)) << expected;
+  }
 }
 
 TEST(RenderLegalReportHtml, InconclusiveAndNotStolenSayWhy) {

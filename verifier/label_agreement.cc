@@ -30,7 +30,69 @@ namespace {
 
 using namespace verifier_internal;  // NOLINT: this file builds on them
 
-constexpr char kMethod[] = "label-agreement-v1";
+// The bundle's method names the model-level statistic: v1 the plain share of mistakes
+// repeated, v2 the rarity-weighted one (sdk/label_agreement.h).
+constexpr char kMethodMean[] = "label-agreement-v1";
+constexpr char kMethodRarity[] = "label-agreement-v2";
+constexpr char kRarityName[] = "rarity-weighted agreement";
+constexpr char kMeanName[] = "mean score";
+
+// The benign table as a K x E float64 tensor (row k: benign model k's agreements).
+at::Tensor Rows(const google::protobuf::RepeatedPtrField<BenignScores>& table) {
+  std::vector<at::Tensor> rows;
+  for (const BenignScores& b : table) {
+    rows.push_back(torch::tensor(std::vector<double>(b.scores().begin(), b.scores().end()), torch::kFloat64));
+  }
+  return torch::stack(rows);
+}
+
+// A model's agreements `a` (E) weighted by how rarely the models of `rows` (K x E) repeat each
+// mistake: sum_i w_i a_i / sum_i w_i with w_i = 1 - mean_k rows[k][i]. 0 when every model of
+// `rows` repeats every mistake (nothing is rare, so nothing counts).
+double RarityWeighted(const at::Tensor& rows, const at::Tensor& a) {
+  const at::Tensor w = 1 - rows.mean(0);
+  const double total = w.sum().item<double>();
+  return total > 0 ? (w * a).sum().item<double>() / total : 0.0;
+}
+
+// The model-level test's statistics: the suspect's (weights from every row) and each benign
+// row's (weights from the other rows: the row scored never chooses its own weights). The
+// mean statistic is each model's plain share.
+struct Statistics {
+  double suspect = 0;
+  std::vector<double> benign;
+};
+Statistics ModelLevelStatistics(bool rarity, const at::Tensor& rows, const at::Tensor& suspect) {
+  Statistics s;
+  const int64_t k = rows.size(0);
+  s.suspect = rarity ? RarityWeighted(rows, suspect) : suspect.mean().item<double>();
+  for (int64_t j = 0; j < k; ++j) {
+    if (!rarity) {
+      s.benign.push_back(rows[j].mean().item<double>());
+      continue;
+    }
+    const at::Tensor others = torch::cat({rows.narrow(0, 0, j), rows.narrow(0, j + 1, k - j - 1)});
+    s.benign.push_back(RarityWeighted(others, rows[j]));
+  }
+  return s;
+}
+
+// The verdict rule's model-level half on benign row k against the other rows (the soundness
+// check's leave-one-out), with LeaveOneOutModelLevelRejects' contract.
+LeaveOneOutTest LeaveOneOut(bool rarity) {
+  return [rarity](const google::protobuf::RepeatedPtrField<BenignScores>& table, int k, double alpha, double* log10_p) {
+    *log10_p = 0;
+    const at::Tensor rows = Rows(table);
+    const int64_t n = rows.size(0);
+    if (n - 1 < 2) return true;
+    const at::Tensor others = torch::cat({rows.narrow(0, 0, k), rows.narrow(0, k + 1, n - k - 1)});
+    const Statistics s = ModelLevelStatistics(rarity, others, rows[k]);
+    absl::StatusOr<ModelLevelTestResult> t = ModelLevelTest(s.suspect, s.benign, alpha);
+    if (!t.ok()) return true;
+    *log10_p = t->log10_p_value;
+    return t->reject;
+  };
+}
 
 at::Tensor Perm(int64_t n, uint64_t seed) {
   return torch::randperm(n, at::make_generator<at::CPUGeneratorImpl>(seed), torch::TensorOptions().dtype(torch::kInt64));
@@ -95,7 +157,8 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   const at::Tensor victim_labels = victim_pred.index_select(0, err_idx).contiguous();
 
   LabelAgreementVerifier v;
-  v.set_method(kMethod);
+  const bool rarity = o.statistic == LabelAgreementStatistic::kRarityWeighted;
+  v.set_method(rarity ? kMethodRarity : kMethodMean);
   v.set_num_classes(in.pool->num_classes > 0 ? in.pool->num_classes : truth.max().item<int64_t>() + 1);
   v.set_in_channels(images.size(1));
   v.set_height(images.size(2));
@@ -130,8 +193,9 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   for (size_t i = 1; i < in.benign.size(); ++i) {
     calibration.push_back({agreement[i], in.benign[i].name, in.benign[i].architecture});
   }
+  const LeaveOneOutTest leave_one_out = LeaveOneOut(rarity);
   MOVE_ASSIGN_OR_RETURN(std::string reason, CheckSoundness(calibration, agreement[0], o.alpha, v.mutable_benign_scores(),
-                                                           v.mutable_calibration_log10_p()));
+                                                           v.mutable_calibration_log10_p(), leave_one_out));
   v.set_sound(reason.empty());
   v.set_unsound_reason(reason);
 
@@ -146,7 +210,7 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   for (size_t i = 1; i < in.benign.size(); ++i) {
     MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(ToVector(agreement[i]), ref, o.alpha));
     double ml_log10 = 0;
-    const bool ml = LeaveOneOutModelLevelRejects(v.benign_scores(), static_cast<int>(i), o.alpha, &ml_log10);
+    const bool ml = leave_one_out(v.benign_scores(), static_cast<int>(i), o.alpha, &ml_log10);
     const bool flagged = t.reject && ml;
     type1 += flagged ? 1 : 0;
     record("calibration", in.benign[i], std::max(t.log10_p_value, ml_log10), flagged);
@@ -154,12 +218,14 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   v.set_type1_error(static_cast<double>(type1) / (in.benign.size() - 1));
   std::vector<double> benign_means;
   for (const at::Tensor& a : agreement) benign_means.push_back(a.mean().item<double>());
+  const at::Tensor rows = Rows(v.benign_scores());
   int missed = 0;
   for (const FingerprintModel& m : in.held_out_piracy) {
     MOVE_ASSIGN_OR_RETURN(at::Tensor pred, TopClass(m.model, err_images));
     const at::Tensor a = pred.eq(victim_labels).to(torch::kFloat32);
     MOVE_ASSIGN_OR_RETURN(PairedTestResult t, OneSidedPairedTTest(ToVector(a), ref, o.alpha));
-    MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult ml, ModelLevelTest(a.mean().item<double>(), benign_means, o.alpha));
+    const Statistics st = ModelLevelStatistics(rarity, rows, a.to(torch::kFloat64));
+    MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult ml, ModelLevelTest(st.suspect, st.benign, o.alpha));
     const bool flagged = t.reject && ml.reject;
     missed += flagged ? 0 : 1;
     record("held-out piracy", m, std::max(t.log10_p_value, ml.log10_p_value), flagged);
@@ -171,15 +237,16 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   par["seed"] = absl::StrCat(o.seed);
   par["alpha"] = absl::StrCat(o.alpha);
   par["quantisation"] = "8-bit";
+  par["model_level_statistic"] = rarity ? kRarityName : kMeanName;
   v.set_sha256(LabelAgreementSha(v));
   if (o.show_progress) {
     double lo = 1, hi = 0;
     for (double m : benign_means) lo = std::min(lo, m), hi = std::max(hi, m);
     std::printf(
         "label-agreement verifier: %lld errors of the victim (error rate %.3f on %lld images) + %lld covers | benign "
-        "agreement %.3f-%.3f over %zu models | soundness %s | Type-I %.2f Type-II %.2f | %.1f s\n",
+        "agreement %.3f-%.3f over %zu models | model level: %s | soundness %s | Type-I %.2f Type-II %.2f | %.1f s\n",
         static_cast<long long>(e), v.victim_error_rate(), static_cast<long long>(images.size(0)), static_cast<long long>(c),
-        lo, hi, benign_means.size(), v.sound() ? "passed" : "FAILED", v.type1_error(), v.type2_error(),
+        lo, hi, benign_means.size(), rarity ? kRarityName : kMeanName, v.sound() ? "passed" : "FAILED", v.type1_error(), v.type2_error(),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return v;
@@ -196,9 +263,10 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
     return absl::FailedPreconditionError("the bundle has no label-agreement verifier (built without one)");
   }
   const LabelAgreementVerifier& v = c.label_agreement();
-  if (v.method() != kMethod) {
+  if (v.method() != kMethodMean && v.method() != kMethodRarity) {
     return absl::DataLossError(absl::StrCat("bundle: unknown label-agreement method '", v.method(), "'"));
   }
+  const bool rarity = v.method() == kMethodRarity;
   if (LabelAgreementSha(v) != v.sha256()) {
     return absl::DataLossError("bundle: label-agreement data do not match their SHA-256");
   }
@@ -218,6 +286,10 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
       ref_err.sizes() != victim_labels.sizes() || cov_truth.sizes() != at::IntArrayRef{covers} ||
       ref_cov.sizes() != cov_truth.sizes() || v.num_classes() < 2) {
     return absl::DataLossError("bundle: label-agreement tensors have inconsistent shapes");
+  }
+  if (v.benign_scores_size() < 3) {
+    return absl::DataLossError(absl::StrCat("bundle: the label-agreement benign table holds ", v.benign_scores_size(),
+                                            " models, at least 3 are built"));
   }
   for (const BenignScores& b : v.benign_scores()) {
     if (b.scores_size() != total) return absl::DataLossError("bundle: label-agreement benign table does not cover the error set");
@@ -274,8 +346,10 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
                                            /*budget_stop=*/false, max_queries, o.alpha, &rep));
   Decide(reject, v.sound(), v.unsound_reason(), "label-agreement", v.type1_error(), v.type2_error(), o.alpha,
          /*warn_below_minimum=*/false, &rep);
-  std::vector<int64_t> used(subset.data_ptr<int64_t>(), subset.data_ptr<int64_t>() + n);
-  MOVE_RETURN_IF_ERROR(ApplyModelLevelTest(v.benign_scores(), used, rep.suspect_mean_score(), o.alpha, &rep));
+  const Statistics st = ModelLevelStatistics(rarity, Rows(v.benign_scores()).index_select(1, subset),
+                                             torch::tensor(suspect, torch::kFloat64));
+  MOVE_RETURN_IF_ERROR(ApplyModelLevelStatistic(v.benign_scores(), st.benign, st.suspect, rarity ? kRarityName : kMeanName,
+                                                o.alpha, &rep));
   // Range check on the covers (ordinary images the victim gets right): the error images are
   // hard by construction, and a copy of the victim is wrong on all of them.
   const at::Tensor cov_t = cov_truth.index_select(0, cov_subset), ref_c = ref_cov.index_select(0, cov_subset);

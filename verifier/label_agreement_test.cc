@@ -118,7 +118,8 @@ TEST(LabelAgreementTest, BuildKeepsTheVictimsErrorsAndEveryBenignAgreement) {
   Fixture f({18, 20, 16, 19, 17});
   absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(f.in, Quiet());
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(v->method(), "label-agreement-v1");
+  EXPECT_EQ(v->method(), "label-agreement-v2");  // the rarity-weighted statistic, by default
+  EXPECT_EQ(v->parameters().at("model_level_statistic"), "rarity-weighted agreement");
   EXPECT_EQ(v->pool_images(), kImages);
   EXPECT_DOUBLE_EQ(v->victim_error_rate(), static_cast<double>(kErrors) / kImages);
   const at::Tensor err = *FromTensorProto(v->error_images());
@@ -178,6 +179,97 @@ TEST(LabelAgreementTest, FlagsACopyOfTheMistakesAndClearsAnIndependentModel) {
 
   // The victim itself agrees everywhere.
   EXPECT_EQ(Verify(*v, VictimTable(), "victim").verdict(), "stolen");
+}
+
+// A model that answers the victim's wrong label on the error images `agree` (ids < kErrors),
+// truth + 2 on the other error images, and is right elsewhere.
+at::Tensor AgreeingOn(const std::vector<int64_t>& agree) {
+  at::Tensor t = Truth().clone();
+  for (int64_t i = 0; i < kErrors; ++i) t[i] = (Truth()[i].item<int64_t>() + 2) % kClasses;
+  for (int64_t i : agree) t[i] = VictimTable()[i];
+  return t;
+}
+std::vector<int64_t> Range(int64_t from, int64_t to) {
+  std::vector<int64_t> r;
+  for (int64_t i = from; i < to; ++i) r.push_back(i);
+  return r;
+}
+std::vector<int64_t> Plus(std::vector<int64_t> a, const std::vector<int64_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(LabelAgreementTest, MistakesEveryModelMakesCountForNothing) {
+  // Every benign model repeats the victim's mistakes 0..19 (the easy ones) and a few of its
+  // own: benign model j also repeats 20 + 2j .. 20 + 3j (j + 1 images, overlapping).
+  Fixture f({});
+  for (int j = 0; j < 5; ++j) {
+    f.in.benign.push_back({j == 0 ? "reference" : "calibration", "table",
+                           TableModel(AgreeingOn(Plus(Range(0, 20), Range(20 + 2 * j, 21 + 3 * j))))});
+  }
+  absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(f.in, Quiet());
+  ASSERT_TRUE(v.ok()) << v.status();
+  // By hand: on the 20 common mistakes every other benign model agrees, so w = 0 there. A
+  // suspect that repeats exactly them scores 0 (its plain share is 20 / 60)...
+  const VerificationReport common = Verify(*v, AgreeingOn(Range(0, 20)), "common");
+  EXPECT_EQ(common.model_level_statistic(), "rarity-weighted agreement");
+  EXPECT_NEAR(common.suspect_mean_score(), 20.0 / kErrors, 1e-12);
+  EXPECT_NEAR(common.model_level_suspect_score(), 0.0, 1e-12);
+  EXPECT_FALSE(common.stolen());
+  // ...the victim scores exactly 1...
+  EXPECT_NEAR(Verify(*v, VictimTable(), "victim").model_level_suspect_score(), 1.0, 1e-12);
+  // ...and a suspect that also repeats mistakes 40..59, which no benign model makes (w = 1),
+  // scores 20 / sum(w). The weights of mistakes 20..34 come from the 5 benign models' own sets
+  // (j = 0: {20}, 1: {22, 23}, 2: {24..26}, 3: {26..29}, 4: {28..32}); mistakes 33..59: w = 1.
+  std::vector<double> w(kErrors, 1.0);
+  const std::vector<std::vector<int64_t>> own = {{20}, {22, 23}, {24, 25, 26}, {26, 27, 28, 29}, {28, 29, 30, 31, 32}};
+  for (int64_t i = 0; i < 20; ++i) w[i] = 0;
+  for (const auto& s : own) {
+    for (int64_t i : s) w[i] -= 0.2;
+  }
+  double sum_w = 0;
+  for (double x : w) sum_w += x;
+  const VerificationReport rare = Verify(*v, AgreeingOn(Plus(Range(0, 20), Range(40, 60))), "rare");
+  EXPECT_NEAR(rare.model_level_suspect_score(), 20.0 / sum_w, 1e-9);
+  // Benign model 0's own statistic uses weights from models 1..4 only: its mistake 20 has
+  // w = 1 there (no other model makes it), so it scores 1 / (sum over the others' weights).
+  std::vector<double> w0(kErrors, 1.0);
+  for (int64_t i = 0; i < 20; ++i) w0[i] = 0;
+  for (size_t j = 1; j < own.size(); ++j) {
+    for (int64_t i : own[j]) w0[i] -= 0.25;
+  }
+  double sum_w0 = 0;
+  for (double x : w0) sum_w0 += x;
+  ASSERT_EQ(rare.benign_mean_scores_size(), 5);
+  EXPECT_NEAR(rare.benign_mean_scores(0), 1.0 / sum_w0, 1e-9);
+  EXPECT_EQ(rare.verdict(), "stolen");
+}
+
+TEST(LabelAgreementTest, ThePlainShareStaysSelectable) {
+  Fixture f({18, 20, 16, 19, 17, 18, 21});
+  LabelAgreementBuildOptions o = Quiet();
+  o.statistic = LabelAgreementStatistic::kMean;
+  absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(f.in, o);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->method(), "label-agreement-v1");
+  const VerificationReport r = Verify(*v, ModelTable(52, 1), "student-plain");
+  EXPECT_EQ(r.model_level_statistic(), "mean score");
+  EXPECT_NEAR(r.model_level_suspect_score(), 52.0 / kErrors, 1e-9);
+  const std::vector<int> expected = {18, 20, 16, 19, 17, 18, 21};
+  ASSERT_EQ(r.benign_mean_scores_size(), 7);
+  for (int j = 0; j < 7; ++j) EXPECT_NEAR(r.benign_mean_scores(j), expected[j] / 60.0, 1e-9) << j;
+  EXPECT_EQ(r.verdict(), "stolen");
+  // An unknown method is refused, not guessed.
+  OpenedBundle b;
+  *b.contents.mutable_label_agreement() = *v;
+  b.contents.mutable_label_agreement()->set_method("label-agreement-v9");
+  const std::string path = TempPath("unknown-method.pt");
+  std::filesystem::remove(path);
+  TableModel(VictimTable()).save(path);
+  std::unique_ptr<SuspectChannel> ch = *OpenModelChannel(path);
+  LabelAgreementVerifyOptions quiet;
+  quiet.show_progress = false;
+  EXPECT_EQ(VerifyLabelAgreement(b, *ch, quiet).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(LabelAgreementTest, ACalibrationModelThatCopiesTheMistakesMakesTheLineUnsound) {

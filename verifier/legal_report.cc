@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -149,7 +150,13 @@ std::string LineMethod(const VerificationReport& r) {
            "misclassifies, mixed with images it classifies correctly so that the suspect cannot tell which ones "
            "matter. Independent models make some of the same mistakes; a model trained to imitate the victim repeats "
            "its particular ones. The score of an image is 1 when the suspect gives the victim's (wrong) label, else 0; "
-           "the test compares the suspect's share with the benign models' shares on the same images.";
+           "the paired test compares the suspect's share with the benign reference's on the same images, the "
+           "model-level test its " +
+           std::string(r.model_level_statistic() == "rarity-weighted agreement"
+                           ? "share weighted by how rarely the benign models repeat each mistake (a mistake every model "
+                             "makes counts for nothing) with each benign model's, whose weights come from the other "
+                             "benign models only."
+                           : "share with the benign models' shares.");
   }
   return "";
 }
@@ -258,6 +265,15 @@ struct BenignSummary {
   double threshold = NAN;  // the mean score above which the model-level test rejects at alpha
 };
 
+// What the model-level test compared and the suspect's value of it (reports of older SDKs
+// name no statistic: theirs was the mean score).
+std::string StatisticName(const VerificationReport& r) {
+  return r.model_level_statistic().empty() ? "mean score" : r.model_level_statistic();
+}
+double SuspectStatistic(const VerificationReport& r) {
+  return r.model_level_statistic().empty() ? r.suspect_mean_score() : r.model_level_suspect_score();
+}
+
 BenignSummary SummariseBenign(const VerificationReport& r) {
   BenignSummary b;
   b.n = r.benign_mean_scores_size();
@@ -288,7 +304,7 @@ std::string ModelLevelPlot(const VerificationReport& r) {
   }
   const BenignSummary b = SummariseBenign(r);
   std::vector<double> all(r.benign_mean_scores().begin(), r.benign_mean_scores().end());
-  all.push_back(r.suspect_mean_score());
+  all.push_back(SuspectStatistic(r));
   if (std::isfinite(b.threshold)) all.push_back(b.threshold);
   constexpr double kW = 460, kLeft = 190, kRight = 450, kTop = 34, kRow = 22;
   const double bottom = kTop + kRow * (kinds.size() + 1);
@@ -296,8 +312,10 @@ std::string ModelLevelPlot(const VerificationReport& r) {
   const Axis a = MakeAxis(all, kLeft, kRight);
   std::string s = absl::StrFormat(
       "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"model-level test\">", kW, h);
-  absl::StrAppendFormat(&s, "<text x=\"10\" y=\"16\" class=\"title\">Mean score per model: suspect vs %d held-out benign models</text>",
-                        r.benign_mean_scores_size());
+  std::string title = StatisticName(r);
+  title[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(title[0])));
+  absl::StrAppendFormat(&s, "<text x=\"10\" y=\"16\" class=\"title\">%s per model: suspect vs %d held-out benign models</text>",
+                        Esc(title), r.benign_mean_scores_size());
   for (size_t k = 0; k < kinds.size(); ++k) {
     const double y = kTop + kRow * (k + 0.5);
     absl::StrAppendFormat(&s, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>", kLeft - 8, y + 4, Esc(kinds[k]));
@@ -308,7 +326,7 @@ std::string ModelLevelPlot(const VerificationReport& r) {
     absl::StrAppendFormat(&s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\" fill-opacity=\"0.7\"/>",
                           a.Map(r.benign_mean_scores(i)), y, kReferenceColour);
   }
-  const double ys = kTop + kRow * (kinds.size() + 0.5), xs = a.Map(r.suspect_mean_score());
+  const double ys = kTop + kRow * (kinds.size() + 0.5), xs = a.Map(SuspectStatistic(r));
   absl::StrAppendFormat(&s, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" class=\"strong\">suspect</text>", kLeft - 8, ys + 4);
   absl::StrAppendFormat(&s, "<path d=\"M %.1f %.1f l 7 7 l -7 7 l -7 -7 z\" fill=\"%s\"/>", xs, ys - 7, kSuspectColour);
   if (std::isfinite(b.threshold)) {
@@ -429,8 +447,8 @@ std::string LineSection(const VerificationReport& r, int index) {
   if (r.model_level_tested()) {
     const BenignSummary b = SummariseBenign(r);
     Row(&s, "Model-level test",
-        absl::StrCat("suspect mean ", Esc(Fixed(r.suspect_mean_score())), " vs ", r.model_level_benign_models(),
-                     " held-out benign models (mean ", Esc(Fixed(b.mean)), ", sd ", Esc(Fixed(b.sd)),
+        absl::StrCat("suspect&rsquo;s ", Esc(StatisticName(r)), " ", Esc(Fixed(SuspectStatistic(r))), " vs ",
+                     r.model_level_benign_models(), " held-out benign models (mean ", Esc(Fixed(b.mean)), ", sd ", Esc(Fixed(b.sd)),
                      "): p = ", PValue(r.model_level_p_value(), r.model_level_log10_p_value()), ", ",
                      r.model_level_reject() ? "<b>rejects</b>" : "does not reject",
                      "<br><span class=\"dim\">The probability that one more independent model would score as high as the "
@@ -502,7 +520,7 @@ std::string CalibrationSection(const CombinedVerdict& c) {
       "The benign models below were held out from training the classifier; the suspect is judged against them.</p>\n";
   for (const VerificationReport& r : c.reports()) {
     absl::StrAppend(&s, "<h3>", Esc(LineTitle(r)), "</h3>\n<table class=\"grid\"><thead><tr><th>#</th><th>held-out model</th>"
-                        "<th>architecture</th><th>mean score</th></tr></thead><tbody>\n");
+                        "<th>architecture</th><th>", Esc(StatisticName(r)), "</th></tr></thead><tbody>\n");
     for (int i = 0; i < r.benign_mean_scores_size(); ++i) {
       absl::StrAppend(&s, "<tr><td>", i + 1, "</td><td>",
                       Esc(i < r.benign_kinds_size() ? DescribeKind(r.benign_kinds(i)) : "benign"), "</td><td>",
@@ -510,7 +528,7 @@ std::string CalibrationSection(const CombinedVerdict& c) {
                       Esc(Fixed(r.benign_mean_scores(i))), "</td></tr>\n");
     }
     absl::StrAppend(&s, "<tr class=\"suspect\"><td></td><td>suspect</td><td>", Esc(r.architecture()), "</td><td>",
-                    Esc(Fixed(r.suspect_mean_score())), "</td></tr>\n</tbody></table>\n");
+                    Esc(Fixed(SuspectStatistic(r))), "</td></tr>\n</tbody></table>\n");
     absl::StrAppend(&s, "<p>Measured errors of the classifier on held-out models: Type-I (an independent model's sample "
                         "scored as watermarked) ",
                     Esc(Num(r.classifier_type1_error())), ", Type-II (a watermarked model's sample scored as independent) ",

@@ -87,7 +87,7 @@ TEST(Soundness, AStyleRobustCalibrationModelAboveTheBenignSpreadMakesTheLineUnso
     EXPECT_NE(unsound->find("calibration model 5 (cnn-w2, " + DescribeCalibrationKind(kind)), std::string::npos)
         << *unsound;
     EXPECT_NE(unsound->find("its mean score"), std::string::npos) << *unsound;
-    EXPECT_EQ(unsound->find("not distinctive") != std::string::npos, kind == "rival-vendor calibration") << *unsound;
+    EXPECT_EQ(unsound->find("not distinctive") != std::string::npos, std::string(kind) == "rival-vendor calibration") << *unsound;
     EXPECT_EQ(t.Get(6).kind(), kind);
     EXPECT_LT(lp.Get(5), -2);
   }

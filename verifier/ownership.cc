@@ -191,7 +191,8 @@ std::string DescribeCalibrationKind(const std::string& kind) {
 absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>& calibration,
                                            const at::Tensor& reference_scores, double alpha,
                                            google::protobuf::RepeatedPtrField<BenignScores>* table,
-                                           google::protobuf::RepeatedField<double>* calibration_log10_p) {
+                                           google::protobuf::RepeatedField<double>* calibration_log10_p,
+                                           const LeaveOneOutTest& leave_one_out) {
   const int first = table->size();  // the calibration models' entries start here
   std::vector<PairedTestResult> paired;
   for (const CalibrationScores& c : calibration) {
@@ -202,7 +203,7 @@ absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>&
   }
   for (size_t i = 0; i < calibration.size(); ++i) {
     double model_log10_p = 0;
-    if (paired[i].reject && LeaveOneOutModelLevelRejects(*table, first + static_cast<int>(i), alpha, &model_log10_p)) {
+    if (paired[i].reject && leave_one_out(*table, first + static_cast<int>(i), alpha, &model_log10_p)) {
       std::string reason = absl::StrCat(
           "calibration model ", i, " (", calibration[i].architecture, ", ", DescribeCalibrationKind(calibration[i].kind),
           ", never used in training) was flagged: paired p = ", paired[i].p_value, ", model-level log10 p = ",
@@ -797,23 +798,36 @@ absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<Benign
       sum += b.scores(static_cast<int>(i));
     }
     means.push_back(sum / std::max<size_t>(1, sample_indices.size()));
+  }
+  return ApplyModelLevelStatistic(benign, means, suspect_mean, "mean score", alpha, r);
+}
+
+absl::Status ApplyModelLevelStatistic(const google::protobuf::RepeatedPtrField<BenignScores>& benign,
+                                      const std::vector<double>& benign_statistics, double suspect_statistic,
+                                      const std::string& statistic, double alpha, VerificationReport* r) {
+  if (static_cast<int>(benign_statistics.size()) != benign.size()) {
+    return absl::InternalError("model-level test: one statistic per benign model is needed");
+  }
+  for (const BenignScores& b : benign) {
     r->add_benign_kinds(b.kind());
     r->add_benign_architectures(b.architecture());
   }
-  MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult t, ModelLevelTest(suspect_mean, means, alpha));
+  MOVE_ASSIGN_OR_RETURN(ModelLevelTestResult t, ModelLevelTest(suspect_statistic, benign_statistics, alpha));
   r->set_model_level_tested(true);
+  r->set_model_level_statistic(statistic);
+  r->set_model_level_suspect_score(suspect_statistic);
   r->set_model_level_p_value(t.p_value);
   r->set_model_level_log10_p_value(t.log10_p_value);
   r->set_model_level_t(t.t);
   r->set_model_level_benign_models(t.n);
-  r->mutable_benign_mean_scores()->Add(means.begin(), means.end());
+  r->mutable_benign_mean_scores()->Add(benign_statistics.begin(), benign_statistics.end());
   r->set_model_level_reject(t.reject);
   if (r->stolen() && !t.reject) {
     r->set_stolen(false);
     r->set_verdict(absl::StrFormat(
-        "not stolen: the suspect scores above the reference (paired p = %.3g), but its mean score %.3f is within what "
+        "not stolen: the suspect scores above the reference (paired p = %.3g), but its %s %.3f is within what "
         "independent models reach (%d held-out benign models: mean %.3f, sd %.3f; model-level p = %.3g >= alpha %g)",
-        r->p_value(), suspect_mean, t.n, t.benign_mean, t.benign_sd, t.p_value, alpha));
+        r->p_value(), statistic, suspect_statistic, t.n, t.benign_mean, t.benign_sd, t.p_value, alpha));
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -90,12 +91,24 @@ absl::Status ApplyModelLevelTest(const google::protobuf::RepeatedPtrField<Benign
                                  const std::vector<int64_t>& sample_indices, double suspect_mean, double alpha,
                                  VerificationReport* r);
 
+// The same test on statistics the caller computed: `benign_statistics[k]` is benign table
+// entry k's (its kind and architecture are recorded beside it), `suspect_statistic` the
+// suspect's, `statistic` their name in reports and verdicts ("mean score" above).
+absl::Status ApplyModelLevelStatistic(const google::protobuf::RepeatedPtrField<BenignScores>& benign,
+                                      const std::vector<double>& benign_statistics, double suspect_statistic,
+                                      const std::string& statistic, double alpha, VerificationReport* r);
+
 // The verdict rule's model-level half on benign table entry k (a calibration model): its mean
 // score over all samples against the other entries' (leave-one-out). With fewer than 2
 // others there is nothing to test against and the answer is true (the paired test alone
 // decides, as before the model-level test existed). `log10_p` gets the test's log10 p (0 then).
 bool LeaveOneOutModelLevelRejects(const google::protobuf::RepeatedPtrField<BenignScores>& table, int k, double alpha,
                                   double* log10_p);
+
+// A leave-one-out model-level test with LeaveOneOutModelLevelRejects' contract: a line whose
+// model-level statistic is not the mean score passes its own to CheckSoundness.
+using LeaveOneOutTest = std::function<bool(const google::protobuf::RepeatedPtrField<BenignScores>& table, int k,
+                                           double alpha, double* log10_p)>;
 
 // One calibration model's scores for the soundness check.
 struct CalibrationScores {
@@ -111,13 +124,14 @@ std::string DescribeCalibrationKind(const std::string& kind);
 // The build-time soundness check of one line: appends each calibration model's scores to
 // `table` (which already holds the reference's, first) and its paired log10 p against the
 // reference to `calibration_log10_p`, then applies the verdict rule to each (the paired test
-// and the leave-one-out model-level test must both reject for a flag). Returns "" when no
+// and the leave-one-out model-level test `leave_one_out` must both reject for a flag). Returns "" when no
 // calibration model is flagged, else the reason naming the first flagged one (index,
 // architecture, kind).
 absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>& calibration,
                                            const at::Tensor& reference_scores, double alpha,
                                            google::protobuf::RepeatedPtrField<BenignScores>* table,
-                                           google::protobuf::RepeatedField<double>* calibration_log10_p);
+                                           google::protobuf::RepeatedField<double>* calibration_log10_p,
+                                           const LeaveOneOutTest& leave_one_out = LeaveOneOutModelLevelRejects);
 
 // Appends the record of a model that took part in building a verifier (its role, name,
 // architecture, the SHA-256 of its TorchScript bytes, the verdict rule's log10 p on it and
