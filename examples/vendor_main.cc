@@ -192,6 +192,22 @@ absl::Status Run() {
         "--rival_calibration and --augmented_calibration models); add some or pass --fingerprint=false "
         "--label_agreement=false");
   }
+  // The bundle's options, checked before the first minute of training.
+  move::BuildBundleOptions bo;
+  bo.population = absl::GetFlag(FLAGS_population);
+  bo.calibration_models = absl::GetFlag(FLAGS_calibration);
+  bo.decoy_calibration_models = absl::GetFlag(FLAGS_rival_calibration);
+  bo.augmented_calibration_models = absl::GetFlag(FLAGS_augmented_calibration);
+  bo.blackbox_design = absl::GetFlag(FLAGS_blackbox_design);
+  bo.verification_samples = absl::GetFlag(FLAGS_verification_samples);
+  bo.alpha = absl::GetFlag(FLAGS_alpha);
+  bo.seed = absl::GetFlag(FLAGS_seed);
+  bo.shadow_architectures = absl::GetFlag(FLAGS_shadow);
+  bo.blackbox = absl::GetFlag(FLAGS_blackbox);
+  bo.student_members = absl::GetFlag(FLAGS_students);
+  if (absl::Status s = move::ValidateBuildBundleOptions(bo); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("bundle options (--population, --calibration, ...): ", s.message()));
+  }
   MOVE_ASSIGN_OR_RETURN(move::ModelSpec spec, move::ParseModelSpec(absl::GetFlag(FLAGS_arch)));
   std::printf("MOVE SDK %s vendor example | %s\n", move::kSdkVersion, move::RuntimeDescription().c_str());
 
@@ -318,18 +334,6 @@ absl::Status Run() {
   in.spec = spec;
   in.victim_model_path = victim_path;
   in.style_image = *style;
-  move::BuildBundleOptions bo;
-  bo.population = absl::GetFlag(FLAGS_population);
-  bo.calibration_models = absl::GetFlag(FLAGS_calibration);
-  bo.decoy_calibration_models = absl::GetFlag(FLAGS_rival_calibration);
-  bo.augmented_calibration_models = absl::GetFlag(FLAGS_augmented_calibration);
-  bo.blackbox_design = absl::GetFlag(FLAGS_blackbox_design);
-  bo.verification_samples = absl::GetFlag(FLAGS_verification_samples);
-  bo.alpha = absl::GetFlag(FLAGS_alpha);
-  bo.seed = seed;
-  bo.shadow_architectures = absl::GetFlag(FLAGS_shadow);
-  bo.blackbox = absl::GetFlag(FLAGS_blackbox);
-  bo.student_members = absl::GetFlag(FLAGS_students);
   move::DistillationRecipe distill = [&](const move::ModelSpec& arch, const move::Dataset& data, uint64_t s,
                                          const torch::jit::Module& teacher) {
     torch::jit::Module t = teacher;

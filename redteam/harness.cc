@@ -761,6 +761,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.seconds = r.seconds();
       m.clean_agreement = r.fingerprint_clean_agreement();
       m.perturbed_agreement = r.fingerprint_perturbed_agreement();
+      m.model_level_score = r.model_level_statistic().empty() ? r.suspect_mean_score() : r.model_level_suspect_score();
     };
     VerifyOptions vo;
     vo.alpha = config.alpha;
@@ -990,6 +991,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     *g["fingerprint_sequential"].mutable_struct_value() = MethodJson(r.fingerprint_sequential, false);
     *g["label_agreement"].mutable_struct_value() = MethodJson(r.label_agreement, false);
     (*g["label_agreement"].mutable_struct_value()->mutable_fields())["agreement"] = Num(r.label_agreement.suspect_mean);
+    (*g["label_agreement"].mutable_struct_value()->mutable_fields())["rarity_weighted_agreement"] =
+        Num(r.label_agreement.model_level_score);
     *g["combined"].mutable_struct_value() = MethodJson(r.combined, false);
     if (r.combined.examined) (*g["combined"].mutable_struct_value()->mutable_fields())["decided_by"] = Str(r.combined.decided_by);
     *rows.add_values()->mutable_struct_value() = s;
@@ -1033,10 +1036,10 @@ std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) 
       c.fingerprints * 2 * fo.points_per_fingerprint, c.fingerprint_sequential_max_queries, c.alpha, c.blackbox_m);
   absl::StrAppend(&md,
                   "| group | suspect | truth | FP Δsim | FP agreement clean / UAP | FP log10 p | FP model log10 p | FP verdict | FP seq. queries | FP seq. "
-                  "verdict | LA agreement | LA model log10 p | LA verdict | combined log10 p (Holm) | combined verdict | carried by | cost BB: queries / s | cost FP: "
-                  "queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                  "verdict | LA agreement / weighted | LA model log10 p | LA verdict | combined log10 p (Holm) | combined verdict | carried by | cost BB: queries / s | cost FP: "
+                  "queries / s | cost LA: queries / s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const HarnessRow& x : r.rows) {
-    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
+    absl::StrAppendFormat(&md, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.group, x.name,
                           x.stolen ? "stolen" : "independent", D(x.fingerprint),
                           x.fingerprint.examined ? absl::StrFormat("%.2f / %.2f", x.fingerprint.clean_agreement,
                                                                    x.fingerprint.perturbed_agreement)
@@ -1045,12 +1048,17 @@ std::string FingerprintMarkdown(const HarnessConfig& c, const HarnessResult& r) 
                           V(x.fingerprint, x.stolen),
                           x.fingerprint_sequential.examined ? absl::StrCat(x.fingerprint_sequential.queries) : "-",
                           V(x.fingerprint_sequential, x.stolen),
-                          x.label_agreement.examined ? absl::StrFormat("%.3f", x.label_agreement.suspect_mean) : "-",
+                          x.label_agreement.examined
+                              ? absl::StrFormat("%.3f / %.3f", x.label_agreement.suspect_mean, x.label_agreement.model_level_score)
+                              : "-",
                           ML(x.label_agreement), V(x.label_agreement, x.stolen), L(x.combined), V(x.combined, x.stolen),
                           x.combined.decided_by.empty() ? "-" : x.combined.decided_by,
                           x.blackbox.examined ? absl::StrFormat("%d / %.1f", x.blackbox.queries, x.blackbox.seconds) : "-",
                           x.fingerprint.examined ? absl::StrFormat("%d / %.1f", x.fingerprint.queries, x.fingerprint.seconds)
-                                                 : "-");
+                                                 : "-",
+                          x.label_agreement.examined
+                              ? absl::StrFormat("%d / %.1f", x.label_agreement.queries, x.label_agreement.seconds)
+                              : "-");
   }
   absl::StrAppend(&md, "\n| group | FP flagged | FP sequential flagged | LA flagged | combined flagged | MOVE alone (WB or BB) flagged |\n"
                        "|---|---|---|---|---|---|\n");

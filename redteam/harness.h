@@ -183,6 +183,7 @@ struct MethodResult {
   bool model_level_tested = false;
   double model_level_log10_p = 0;
   bool model_level_reject = false;
+  double model_level_score = 0;  // the suspect's value of the model-level statistic
   bool paired_flagged = false;
   std::vector<double> suspect_scores, reference_scores;
   // Wall-clock seconds of the verification (cost), and for the combined verdict the lines

@@ -171,6 +171,12 @@ struct TrainedModels {
   std::vector<TrainedModel> held_out;
 };
 
+// The checks BuildBundle makes on its options alone (kInvalidArgument naming the option), for
+// callers that validate everything before the first minute of training. BuildBundle runs them
+// too, with the checks that need the inputs (verification_samples against the test split,
+// shadow architectures, the distillation recipe).
+absl::Status ValidateBuildBundleOptions(const BuildBundleOptions& options);
+
 // Trains the populations, the white-box meta-classifier of each architecture and (unless
 // options.blackbox is false) the black-box one, the references, runs the soundness checks and
 // returns the bundle contents (sign them with WriteBundle). With show_progress it prints what

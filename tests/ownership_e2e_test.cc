@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -271,6 +272,24 @@ TEST_F(WhiteBoxE2eTest, StudentsNeedADistillationRecipe) {
   auto r = BuildBundle(in, recipe, bo);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("distillation recipe"), std::string::npos) << r.status();
+}
+
+TEST(ValidateBuildBundleOptionsTest, NamesTheOptionBeforeAnyWork) {
+  EXPECT_TRUE(ValidateBuildBundleOptions({}).ok());
+  for (const auto& [name, change] : std::vector<std::pair<std::string, std::function<void(BuildBundleOptions&)>>>{
+           {"population", [](BuildBundleOptions& o) { o.population = 1; }},
+           {"calibration_models", [](BuildBundleOptions& o) { o.calibration_models = 0; }},
+           {"alpha", [](BuildBundleOptions& o) { o.alpha = 1; }},
+           {"verification_samples", [](BuildBundleOptions& o) { o.verification_samples = 1; }},
+           {"contrast_decoys", [](BuildBundleOptions& o) { o.contrast_decoys = 17; }},
+           {"blackbox_design", [](BuildBundleOptions& o) { o.blackbox_design = "magic"; }},
+           {"train_samples", [](BuildBundleOptions& o) { o.train_samples = 5; }}}) {
+    BuildBundleOptions o;
+    change(o);
+    const absl::Status s = ValidateBuildBundleOptions(o);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_EQ(s.message().rfind(name, 0), 0u) << name << ": " << s;
+  }
 }
 
 TEST_F(WhiteBoxE2eTest, DecoyMembersJoinTheBenignSideAndTheSoundnessCheck) {

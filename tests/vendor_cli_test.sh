@@ -106,4 +106,9 @@ expect_error "engine" --engine=magic --train_size=100
 expect_error "blackbox_design" --blackbox_design=magic
 expect_error "query_pool" --query_pool=10 --train_size=100
 expect_error "fingerprint" --calibration=1 --rival_calibration=0 --augmented_calibration=0 --train_size=100
+# The bundle's options are refused before any training (no victim is written).
+rm -rf "$OUT/bad"
+expect_error "population: must be >= 2" --population=1
+[ ! -e "$OUT/bad/victim.pt" ] || { echo "FAIL: --population=1 refused only after training the victim"; exit 1; }
+expect_error "alpha: must be in" --alpha=1.5
 echo "PASS"

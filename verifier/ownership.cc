@@ -448,18 +448,9 @@ absl::Status BuildVerifier(const ModelSpec& spec, const torch::jit::Module* vict
 
 }  // namespace
 
-absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
-                                                   const BuildBundleOptions& o, const DistillationRecipe& distill,
-                                                   TrainedModels* trained) {
-  if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
-    return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
-  }
-  if (!recipe) return absl::InvalidArgumentError("recipe: required");
+absl::Status ValidateBuildBundleOptions(const BuildBundleOptions& o) {
   if (o.population < 2) return absl::InvalidArgumentError("population: must be >= 2 (one pair is held out for validation)");
   if (o.student_members < 0) return absl::InvalidArgumentError("student_members: must be >= 0");
-  if (o.student_members > 0 && !distill) {
-    return absl::InvalidArgumentError("student_members: needs a distillation recipe");
-  }
   if (o.calibration_models < 1) return absl::InvalidArgumentError("calibration_models: must be >= 1");
   if (o.decoy_members < 0) return absl::InvalidArgumentError("decoy_members: must be >= 0");
   if (o.decoy_calibration_models < 0) return absl::InvalidArgumentError("decoy_calibration_models: must be >= 0");
@@ -472,12 +463,27 @@ absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const Tr
     return absl::InvalidArgumentError("contrast_decoys: must be in [1, 16]");
   }
   if (o.train_samples < 10) return absl::InvalidArgumentError("train_samples: must be >= 10");
-  if (o.verification_samples < 2 || o.verification_samples > in.clean_test->size()) {
-    return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
-  }
+  if (o.verification_samples < 2) return absl::InvalidArgumentError("verification_samples: must be >= 2");
   if (!(o.alpha > 0 && o.alpha < 1)) return absl::InvalidArgumentError("alpha: must be in (0, 1)");
   if (o.blackbox && (o.blackbox_shift < 1 || o.blackbox_shift > 8)) {
     return absl::InvalidArgumentError("blackbox_shift: must be in [1, 8] pixels");
+  }
+  return KindForDesign(o.feature_design).status();
+}
+
+absl::StatusOr<BundleContents> BuildBundle(const BuildBundleInputs& in, const TrainingRecipe& recipe,
+                                                   const BuildBundleOptions& o, const DistillationRecipe& distill,
+                                                   TrainedModels* trained) {
+  if (in.watermark == nullptr || in.clean_train == nullptr || in.clean_test == nullptr) {
+    return absl::InvalidArgumentError("inputs: watermark, clean_train and clean_test are required");
+  }
+  if (!recipe) return absl::InvalidArgumentError("recipe: required");
+  MOVE_RETURN_IF_ERROR(ValidateBuildBundleOptions(o));
+  if (o.student_members > 0 && !distill) {
+    return absl::InvalidArgumentError("student_members: needs a distillation recipe");
+  }
+  if (o.verification_samples > in.clean_test->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("verification_samples: must be in [2, ", in.clean_test->size(), "]"));
   }
   MOVE_ASSIGN_OR_RETURN(const std::string kind, KindForDesign(o.feature_design));
   if (in.clean_train->size() != in.watermark->dataset.size()) {
