@@ -298,7 +298,7 @@ TEST(LabelAgreementBundleTest, StudentsRepeatTheVictimsMistakesIndependentsDoNot
   ASSERT_TRUE(WriteBundle(contents, *key, path).ok());
   auto bundle = ReadBundle(path, key->public_key);
   ASSERT_TRUE(bundle.ok()) << bundle.status();
-  EXPECT_NE(DescribeBundle(*bundle).find("label agreement:   label-agreement-v1"), std::string::npos)
+  EXPECT_NE(DescribeBundle(*bundle).find("label agreement:   label-agreement-v2"), std::string::npos)
       << DescribeBundle(*bundle);
 
   auto verify = [&](const torch::jit::Module& m, const std::string& name) {
