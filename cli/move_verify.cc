@@ -56,6 +56,7 @@
 #include "sdk/label_agreement.h"
 #include "sdk/ownership.h"
 #include "sdk/runtime.h"
+#include "sdk/verdict.h"
 #include "sdk/prediction_protocol.pb.h"
 #include <google/protobuf/util/json_util.h>
 
@@ -163,12 +164,9 @@ void PrintModelLevel(const move::VerificationReport& r) {
   }
   std::string means;
   for (double x : r.benign_mean_scores()) absl::StrAppendFormat(&means, " %.3f", x);
-  // Reports of older SDKs name no statistic: theirs was the mean score.
-  const bool named = !r.model_level_statistic().empty();
   std::printf("  model level:    p %.3g (log10 %.2f): suspect's %s %.3f vs %d held-out benign models'%s (%s)\n",
-              r.model_level_p_value(), r.model_level_log10_p_value(),
-              named ? r.model_level_statistic().c_str() : "mean score",
-              named ? r.model_level_suspect_score() : r.suspect_mean_score(), r.model_level_benign_models(), means.c_str(),
+              r.model_level_p_value(), r.model_level_log10_p_value(), std::string(move::ModelLevelStatisticOf(r)).c_str(),
+              move::ModelLevelSuspectValueOf(r), r.model_level_benign_models(), means.c_str(),
               r.model_level_reject() ? "rejects" : "does not reject");
 }
 

@@ -71,6 +71,7 @@
 #include "sdk/runtime.h"
 #include "sdk/serving.h"
 #include "sdk/train.h"
+#include "sdk/verdict.h"
 #include "sdk/ownership.h"
 #include "sdk/version.h"
 #include "redteam/attacks.h"
@@ -162,8 +163,8 @@ absl::StatusOr<move::Dataset> Load(move::Split split) {
 // One word for the tables (the reports carry the whole verdict): "not stolen*" when the paired
 // test alone would have flagged the suspect and the model-level test did not.
 std::string ShortVerdict(const move::VerificationReport& r) {
-  if (r.stolen()) return "stolen";
-  if (r.verdict().rfind("inconclusive", 0) == 0) return "inconclusive";
+  const move::Verdict v = move::OutcomeOf(r);
+  if (v != move::VERDICT_NOT_STOLEN) return std::string(move::VerdictName(v));
   if (r.model_level_tested() && !r.model_level_reject() && r.log10_p_value() < std::log10(r.alpha())) {
     return "not stolen*";
   }
@@ -681,8 +682,7 @@ absl::Status Run() {
           MOVE_RETURN_IF_ERROR(move::core::WriteFileAtomically(absl::StrCat(base, ".combined-", w.key, ".json"),
                                                                move::CombinedToJson(c)));
           const std::string verdict = c.stolen() ? absl::StrCat("stolen (", c.decided_by(), ")")
-                                      : c.verdict().rfind("inconclusive", 0) == 0 ? "inconclusive"
-                                                                                  : "not stolen";
+                                                 : std::string(move::VerdictName(move::OutcomeOf(c)));
           absl::StrAppend(&line, absl::StrFormat(" | %-26s", verdict));
           (*row.mutable_fields())[absl::StrCat("combined_", w.key, "_verdict")] = Str(c.verdict());
           (*row.mutable_fields())[absl::StrCat("combined_", w.key, "_log10_p_value")] = Num(c.log10_p_value());

@@ -23,6 +23,7 @@
 #include "core/hash.h"
 #include "core/proto_json.h"
 #include "core/status_macros.h"
+#include "redteam/cache_key.h"
 #include "sdk/blackbox.h"
 #include "sdk/bundle.h"
 #include "sdk/embed.h"
@@ -47,15 +48,6 @@ std::string DataKey(const Dataset& d) {
   return h.HexDigest();
 }
 
-std::string RecipeKey(const TrainOptions& o) {
-  return absl::StrCat("epochs=", o.epochs, ",batch=", o.batch_size, ",lr=", o.learning_rate, ",mom=", o.momentum,
-                      ",wd=", o.weight_decay, ",crop=", o.crop_padding, ",flip=", o.horizontal_flip,
-                      ",bn=", o.batchnorm_recalibration_batches, ",seed=", o.seed);
-}
-
-std::string SpecKey(const ModelSpec& s) {
-  return absl::StrCat(ModelSpecName(s), ",in=", s.in_channels, ",k=", s.num_classes, ",init=", s.seed);
-}
 
 // Models on disk under the SHA-256 of the text that determines them, with the text beside
 // each one (NAME.pt, NAME.txt).
@@ -152,7 +144,7 @@ std::string ML(const MethodResult& m) {
 std::string D(const MethodResult& m) { return m.examined ? absl::StrFormat("%+.3f", m.delta_mu) : "-"; }
 std::string V(const MethodResult& m, bool stolen) {
   if (!m.examined) return m.note.empty() ? "-" : m.note;
-  std::string v = m.flagged ? "**stolen**" : m.verdict.rfind("inconclusive", 0) == 0 ? "inconclusive" : "not stolen";
+  std::string v = m.flagged ? "**stolen**" : std::string(VerdictName(m.outcome));
   if (m.flagged != stolen) absl::StrAppend(&v, stolen ? " (MISSED)" : " (FALSE POSITIVE)");
   return v;
 }
@@ -326,8 +318,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     o.seed = seed;
     o.label = label;
     if (epochs > 0) o.epochs = epochs;
-    const std::string what = absl::StrCat("move-redteam-v1 train | ", SpecKey(arch), " | data ", key_of(data), " | ",
-                                          RecipeKey(o));
+    const std::string what = absl::StrCat("move-redteam-v2 train | ", KeyOf(arch), " | data ", key_of(data), " | ",
+                                          KeyOf(o));
     return cache.GetOrMake(what, [&]() -> absl::StatusOr<torch::jit::Module> {
       MOVE_ASSIGN_OR_RETURN(torch::jit::Module m, CreateModel(arch));
       MOVE_RETURN_IF_ERROR(TrainModel(m, data, o).status());
@@ -371,21 +363,15 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   if (!decoy_styles.empty()) {
     MOVE_RETURN_IF_ERROR(SavePng(config.out_dir + "/decoys.png", MakeGrid(torch::stack(decoy_styles), 8)));
   }
-  const std::string bundle_what =
-      absl::StrCat("move-redteam-v3 bundle (", bo.blackbox_design, ", contrast decoys ", bo.contrast_decoys,
-                   ", augmented calibration ", bo.augmented_calibration_models, ", rival calibration ",
-                   bo.decoy_calibration_models, ") | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
-                   " | style ", core::TensorSha256(style), " | pop ", bo.population, " cal ", bo.calibration_models,
-                   " ver ", bo.verification_samples, " ts ", bo.train_samples, " me ", bo.meta_epochs, " alpha ",
-                   bo.alpha, " seed ", bo.seed, " | ", RecipeKey(recipe), " | key ", key->public_key.size(),
-                   bo.shadow_architectures.empty() ? "" : absl::StrCat(" | shadows ", absl::StrJoin(bo.shadow_architectures, ",")),
-                   decoy_styles.empty() ? "" : absl::StrCat(" | decoys ", bo.decoy_members, "+", bo.decoy_calibration_models, decoy_key),
-                   config.label_agreement
-                       ? absl::StrCat(" | label agreement ",
-                                      config.label_agreement_options.statistic == LabelAgreementStatistic::kMean ? "v1 " : "v2 ",
-                                      config.label_agreement_options.errors, "/",
-                                      config.label_agreement_options.covers, " on ", DataKey(test_rgb))
-                       : "");
+  LabelAgreementBuildOptions lo = config.label_agreement_options;
+  lo.alpha = config.alpha;
+  lo.seed = config.seed;
+  lo.show_progress = config.show_progress;
+  const std::string bundle_what = absl::StrCat(
+      "move-redteam-v4 bundle | ", KeyOf(bo), " | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
+      " | style ", core::TensorSha256(style), " | ", KeyOf(recipe), " | key ", key->public_key.size(),
+      decoy_styles.empty() ? "" : absl::StrCat(" | decoys", decoy_key),
+      config.label_agreement ? absl::StrCat(" | label agreement ", KeyOf(lo), " on ", DataKey(test_rgb)) : "");
   const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");
   if (!std::filesystem::exists(bundle_path)) {
     BuildBundleInputs in;
@@ -411,10 +397,6 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       la.pool = &test_rgb;
       for (const TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model});
       for (const TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model});
-      LabelAgreementBuildOptions lo = config.label_agreement_options;
-      lo.alpha = config.alpha;
-      lo.seed = config.seed;
-      lo.show_progress = config.show_progress;
       MOVE_ASSIGN_OR_RETURN(*contents.mutable_label_agreement(), BuildLabelAgreementVerifier(la, lo));
     }
     MOVE_RETURN_IF_ERROR(WriteBundle(contents, *key, bundle_path));
@@ -457,12 +439,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   base.victim_data = &wm.dataset;
   base.substitute = &split;
   base.victim_spec = spec;
-  const std::string options_key = absl::StrCat(
-      "zs ", ao.zero_shot_rounds, "/", ao.zero_shot_student_steps, "/", ao.zero_shot_batch, "/", ao.zero_shot_latent, "/",
-      ao.zero_shot_generator_lr, "/", ao.zero_shot_student_lr, " br ", ao.benign_rate, " style ",
-      core::TensorSha256(attacker_style), " og ", ao.overwrite_gamma, " sf ", ao.style_fit_steps, " rc ",
-      ao.removal_consistency_weight, " rn ", ao.removal_samples, "/", ao.removal_iterations, "/", ao.removal_lr, "/",
-      ao.removal_kl_weight, "/", ao.removal_ce_weight, "/", ao.removal_latent_weight);
+  const std::string options_key = KeyOf(ao);
   auto attack = [&](const std::string& name, const std::string& group, std::vector<std::string> stages, uint64_t seed,
                     AttackInputs in, AttackOptions o, int epochs = 0) {
     makers.push_back({name, group, true, [&, stages, seed, in, o, name, epochs]() -> absl::StatusOr<ModelCache::Entry> {
@@ -471,10 +448,10 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                         if (epochs > 0) r.epochs = epochs;
                         r.label = "attack: " + name;
                         const std::string what = absl::StrCat(
-                            "move-redteam-v1 attack ", absl::StrJoin(stages, " -> "), " | victim ", victim.key, " | student ",
-                            SpecKey(in.student), " | victim data ", in.victim_data ? key_of(*in.victim_data) : "-",
-                            " | substitute ", in.substitute ? key_of(*in.substitute) : "-", " | ", RecipeKey(r), " | ",
-                            options_key, " br ", o.benign_rate);
+                            "move-redteam-v2 attack ", absl::StrJoin(stages, " -> "), " | victim ", victim.key, " | student ",
+                            KeyOf(in.student), " | victim data ", in.victim_data ? key_of(*in.victim_data) : "-",
+                            " | substitute ", in.substitute ? key_of(*in.substitute) : "-", " | ", KeyOf(r), " | ",
+                            KeyOf(o));
                         return cache.GetOrMake(what, [&]() { return RunMultiStage(stages, in, r, o); });
                       }});
   };
@@ -500,9 +477,9 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       if (epochs > 0) r.epochs = epochs;
       r.label = "fingerprint helper: " + label;
       const std::string what =
-          absl::StrCat("move-redteam-v1 fingerprint helper ", stage, " | victim ", victim.key, " | student ",
-                       SpecKey(in.student), " | victim data ", key_of(*in.victim_data), " | substitute ",
-                       key_of(*in.substitute), " | ", RecipeKey(r), " | ", options_key);
+          absl::StrCat("move-redteam-v2 fingerprint helper ", stage, " | victim ", victim.key, " | student ",
+                       KeyOf(in.student), " | victim data ", key_of(*in.victim_data), " | substitute ",
+                       key_of(*in.substitute), " | ", KeyOf(r), " | ", options_key);
       return cache.GetOrMake(what, [&]() { return RunMultiStage({stage}, in, r, ao); });
     };
     ModelSpec wider_student = wider_spec;
@@ -563,23 +540,19 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
     result.fingerprint_encoder_piracy = static_cast<int>(fin.piracy.size());
     result.fingerprint_encoder_independents = static_cast<int>(fin.independent.size());
-    const FingerprintBuildOptions& fo = config.fingerprint_options;
+    FingerprintBuildOptions fo = config.fingerprint_options;
+    fo.alpha = config.alpha;
+    fo.seed = config.seed;
+    fo.show_progress = config.show_progress;
     const std::string fp_what = absl::StrCat(
-        "move-redteam-v1 fingerprint bundle (encoder: grouped SupCon) | base ", bundle.file_sha256, " | helpers ", absl::StrJoin(helper_keys, ","),
-        " | points ", DataKey(clean), " ", DataKey(test_rgb), " | uaps ", fo.uaps, "/", fo.epsilon, "/", fo.uap_epochs, "/",
-        fo.uap_images, "/", fo.uap_step, " k ", fo.points_per_fingerprint, " fps ", fo.train_fingerprints, "/",
-        fo.verification_fingerprints, " enc ", fo.hidden, "/", fo.embedding, "/", fo.encoder_steps, "/", fo.encoder_lr, "/",
-        fo.temperature, " alpha ", config.alpha, " seed ", config.seed);
+        "move-redteam-v2 fingerprint bundle (encoder: grouped SupCon) | base ", bundle.file_sha256, " | helpers ",
+        absl::StrJoin(helper_keys, ","), " | points ", DataKey(clean), " ", DataKey(test_rgb), " | ", KeyOf(fo));
     const std::string fp_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(fp_what).substr(0, 40), ".fp.move");
     if (!std::filesystem::exists(fp_path)) {
       fin.victim = &victim.model;
       fin.point_pool = &clean;
       fin.verification_pool = &test_rgb;
-      FingerprintBuildOptions o = fo;
-      o.alpha = config.alpha;
-      o.seed = config.seed;
-      o.show_progress = config.show_progress;
-      MOVE_ASSIGN_OR_RETURN(FingerprintVerifier fv, BuildFingerprintVerifier(fin, o));
+      MOVE_ASSIGN_OR_RETURN(FingerprintVerifier fv, BuildFingerprintVerifier(fin, fo));
       BundleContents contents = bundle.contents;
       *contents.mutable_fingerprint() = std::move(fv);
       (*contents.mutable_metadata())["fingerprint_helpers"] = absl::StrCat(helper_keys.size(), " models (red-team cache keys in the harness results)");
@@ -668,8 +641,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
                           r.seed = s0 + offset;
                           r.label = "attack: " + name;
                           const std::string what = absl::StrCat(
-                              "move-redteam-v1 control ", stage, " | victim ", benign.key, " | student ", SpecKey(in.student),
-                              " | substitute ", key_of(*in.substitute), " | ", RecipeKey(r), " | ", options_key);
+                              "move-redteam-v2 control ", stage, " | victim ", benign.key, " | student ", KeyOf(in.student),
+                              " | substitute ", key_of(*in.substitute), " | ", KeyOf(r), " | ", options_key);
                           return cache.GetOrMake(what, [&]() { return RunMultiStage({stage}, in, r, ao); });
                         }});
     }
@@ -750,6 +723,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.log10_p = r.log10_p_value();
       m.flagged = r.stolen();
       m.verdict = r.verdict();
+      m.outcome = OutcomeOf(r);
       m.queries = r.queries();
       m.in_range = r.suspect_in_range();
       m.model_level_tested = r.model_level_tested();
@@ -761,7 +735,7 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       m.seconds = r.seconds();
       m.clean_agreement = r.fingerprint_clean_agreement();
       m.perturbed_agreement = r.fingerprint_perturbed_agreement();
-      m.model_level_score = r.model_level_statistic().empty() ? r.suspect_mean_score() : r.model_level_suspect_score();
+      m.model_level_score = ModelLevelSuspectValueOf(r);
     };
     VerifyOptions vo;
     vo.alpha = config.alpha;

@@ -25,6 +25,7 @@
 #include "sdk/dataset.h"
 #include "sdk/fingerprint.h"
 #include "sdk/label_agreement.h"
+#include "sdk/verdict.h"
 
 namespace move::redteam {
 
@@ -174,6 +175,7 @@ struct MethodResult {
   double suspect_mean = 0;  // the suspect's mean score (label agreement: share of the victim's mistakes repeated)
   bool flagged = false;
   std::string verdict;
+  Verdict outcome = VERDICT_UNSPECIFIED;
   int64_t queries = 0;
   bool in_range = true;  // the report's range check (suspect_in_range)
   double small_m_log10_p = 0;  // white-box at whitebox_small_m

@@ -77,6 +77,8 @@ TEST(ParseVerdictJson, RefusesRecordsThatContradictThemselves) {
       {"range check", [](VerificationReport* r) { r->set_suspect_in_range(false); }},
       {"inconsistent answers", [](VerificationReport* r) { r->set_answers_inconsistent(true); }},
       {"the verdict reads", [](VerificationReport* r) { r->set_verdict("not stolen"); }},
+      {"the outcome is 'not stolen'", [](VerificationReport* r) { r->set_outcome(VERDICT_NOT_STOLEN); }},
+      {"neither 'stolen'", [](VerificationReport* r) { r->set_stolen(false), r->set_verdict("probably fine"); }},
       {"its log10", [](VerificationReport* r) { r->set_log10_p_value(-2); }},
       {"not in [0, 1]", [](VerificationReport* r) { r->set_p_value(-1e-50); }},
       {"alpha", [](VerificationReport* r) { r->set_alpha(0); }},
@@ -110,14 +112,20 @@ TEST(ParseVerdictJson, RefusesRecordsThatContradictThemselves) {
        }},
       {"marked usable", [](CombinedVerdict* c) {
          c->mutable_reports(0)->set_stolen(false), c->mutable_reports(0)->set_verdict("inconclusive: unsound");
+         c->mutable_reports(0)->set_outcome(VERDICT_INCONCLUSIVE), c->mutable_lines(0)->set_outcome(VERDICT_INCONCLUSIVE);
          c->mutable_reports(0)->set_classifier_sound(false);
        }},
       {"although its classifier is sound", [](CombinedVerdict* c) { c->mutable_lines(0)->set_excluded_from_family(true); }},
       {"an unsound line is in Holm's family", [](CombinedVerdict* c) {
          c->mutable_reports(0)->set_stolen(false), c->mutable_reports(0)->set_verdict("inconclusive: unsound");
+         c->mutable_reports(0)->set_outcome(VERDICT_INCONCLUSIVE), c->mutable_lines(0)->set_outcome(VERDICT_INCONCLUSIVE);
          c->mutable_reports(0)->set_classifier_sound(false);
          c->mutable_lines(0)->set_usable(false), c->mutable_lines(0)->set_rejected(false);
        }},
+      {"the line records 'not stolen'", [](CombinedVerdict* c) { c->mutable_lines(0)->set_outcome(VERDICT_NOT_STOLEN); }},
+      {"but its report is", [](CombinedVerdict* c) { c->mutable_lines(0)->set_line(LINE_LABEL_AGREEMENT); }},
+      {"deciding lines", [](CombinedVerdict* c) { c->add_decided_by_lines(LINE_FINGERPRINT); }},
+      {"the outcome is 'inconclusive'", [](CombinedVerdict* c) { c->set_outcome(VERDICT_INCONCLUSIVE); }},
       {"2 lines but 1 reports", [](CombinedVerdict* c) { c->mutable_reports()->RemoveLast(); }},
       {"line 1", [](CombinedVerdict* c) { c->mutable_reports(0)->set_model_level_reject(false); }},
   };
@@ -228,11 +236,17 @@ TEST(RenderLegalReportHtml, InconclusiveAndNotStolenSayWhy) {
   VerificationReport r = SampleBlackBoxReport("x");
   r.set_stolen(false);
   r.set_verdict("inconclusive: inconsistent answers");
+  r.set_outcome(VERDICT_INCONCLUSIVE);
   absl::StatusOr<std::string> html = RenderLegalReportHtml(ReportToJson(r));
   ASSERT_TRUE(html.ok());
   EXPECT_TRUE(absl::StrContains(*html, "Finding: Inconclusive"));
   EXPECT_TRUE(absl::StrContains(*html, "claims nothing: inconclusive: inconsistent answers"));
   r.set_verdict("not stolen");
+  r.set_outcome(VERDICT_NOT_STOLEN);
+  html = RenderLegalReportHtml(ReportToJson(r));
+  ASSERT_TRUE(html.ok());
+  EXPECT_TRUE(absl::StrContains(*html, "This is not proof of independence"));
+  r.clear_outcome();  // a report written before the enum: read from its text
   html = RenderLegalReportHtml(ReportToJson(r));
   ASSERT_TRUE(html.ok());
   EXPECT_TRUE(absl::StrContains(*html, "This is not proof of independence"));

@@ -73,8 +73,10 @@ VerificationReport SampleBlackBoxReport(const std::string& hostile) {
   VerificationReport r;
   FillCommon(&r, hostile);
   r.set_mode("blackbox");
+  r.set_line(LINE_BLACK_BOX);
   r.set_stolen(true);
   r.set_verdict("stolen");
+  r.set_outcome(VERDICT_STOLEN);
   r.set_test("one-sided paired t-test");
   r.set_feature_design("style-contrast");
   r.set_architecture("cnn");
@@ -109,8 +111,10 @@ VerificationReport SampleWhiteBoxReport(const std::string& hostile) {
   VerificationReport r;
   FillCommon(&r, hostile);
   r.set_mode("whitebox");
+  r.set_line(LINE_WHITE_BOX);
   r.set_stolen(false);
   r.set_verdict("not stolen");
+  r.set_outcome(VERDICT_NOT_STOLEN);
   r.set_test("one-sided paired t-test");
   r.set_feature_design("gradient-sign");
   r.set_architecture("cnn");

@@ -375,11 +375,12 @@ absl::Status RecordQueries(const QueryClient& client, SuspectChannel& channel, c
   if (client.repeat_disagreements() > 0) {
     // The same image answered two ways: the answers cannot be evidence either way.
     r->set_answers_inconsistent(true);
-    r->set_stolen(false);
-    r->set_verdict(absl::StrFormat(
-        "inconclusive: inconsistent answers (%d of %d repeated images answered differently, up to %.3g apart in "
-        "probability, tolerance %.3g); no verdict is drawn from them",
-        client.repeat_disagreements(), client.repeats(), client.max_repeat_difference(), client.repeat_options().tolerance));
+    SetVerdict(VERDICT_INCONCLUSIVE,
+               absl::StrFormat("inconclusive: inconsistent answers (%d of %d repeated images answered differently, "
+                               "up to %.3g apart in probability, tolerance %.3g); no verdict is drawn from them",
+                               client.repeat_disagreements(), client.repeats(), client.max_repeat_difference(),
+                               client.repeat_options().tolerance),
+               r);
   } else if (client.repeats() == 0 && client.repeat_options().share > 0 && !channel.CanRepeat()) {
     r->add_warnings("offline answers hold one answer per image: whether the suspect answers consistently was not tested");
   }
@@ -571,7 +572,7 @@ absl::StatusOr<VerificationReport> VerifyBlackBox(const OpenedBundle& bundle, Su
 
   VerificationReport rep;
   rep.set_format("move.report.v1");
-  rep.set_mode("blackbox");
+  SetLine(LINE_BLACK_BOX, &rep);
   rep.set_architecture("any (probabilities only)");
   rep.set_feature_design(v.features().kind());
   MOVE_ASSIGN_OR_RETURN(

@@ -588,7 +588,7 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
 
   VerificationReport rep;
   rep.set_format("move.report.v1");
-  rep.set_mode("fingerprint");
+  SetLine(LINE_FINGERPRINT, &rep);
   rep.set_architecture("any (probabilities only)");
   rep.set_feature_design(v.method());
   MOVE_ASSIGN_OR_RETURN(
@@ -620,11 +620,11 @@ absl::StatusOr<VerificationReport> VerifyFingerprint(const OpenedBundle& bundle,
 namespace {
 
 std::string LineName(const VerificationReport& r) {
-  if (r.mode() == "whitebox") return "white-box MOVE";
-  if (r.mode() == "blackbox") return r.sequential() ? "black-box MOVE (sequential)" : "black-box MOVE";
-  if (r.mode() == "fingerprint") return r.sequential() ? "UAP fingerprint (sequential)" : "UAP fingerprint";
-  if (r.mode() == "label-agreement") return "label agreement";
-  return r.mode();
+  const Line line = LineOf(r);
+  if (line == LINE_UNSPECIFIED) return r.mode();
+  std::string name(LineTitle(line));
+  if (r.sequential() && (line == LINE_BLACK_BOX || line == LINE_FINGERPRINT)) absl::StrAppend(&name, " (sequential)");
+  return name;
 }
 
 }  // namespace
@@ -649,6 +649,8 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
     EvidenceLine* l = c.add_lines();
     l->set_name(LineName(r));
     l->set_verdict(r.verdict());
+    l->set_line(LineOf(r));
+    l->set_outcome(OutcomeOf(r));
     l->set_usable(r.classifier_sound() && r.suspect_in_range() && !r.answers_inconsistent());
     l->set_excluded_from_family(!r.classifier_sound());
     if (!l->excluded_from_family()) order.push_back(i);
@@ -674,6 +676,7 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
   }
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return log10_p[a] < log10_p[b]; });
   std::vector<std::string> decided;
+  std::vector<Line> decided_lines;
   bool still = true;
   const int family = static_cast<int>(order.size());
   for (int rank = 0; rank < family; ++rank) {
@@ -682,18 +685,22 @@ absl::StatusOr<CombinedVerdict> CombineEvidence(const std::vector<VerificationRe
     l->set_holm_threshold(threshold);
     still = still && l->usable() && log10_p[order[rank]] <= std::log10(threshold);
     l->set_rejected(still);
-    if (still) decided.push_back(l->name());
+    if (still) decided.push_back(l->name()), decided_lines.push_back(l->line());
   }
   const double min_log10 = family > 0 ? log10_p[order[0]] : 0.0;
   c.set_log10_p_value(std::min(0.0, min_log10 + std::log10(static_cast<double>(std::max(family, 1)))));
   c.set_p_value(std::pow(10.0, c.log10_p_value()));
   c.set_stolen(!decided.empty());
   c.set_decided_by(absl::StrJoin(decided, ", "));
+  for (Line line : decided_lines) c.add_decided_by_lines(line);
   if (!decided.empty()) {
+    c.set_outcome(VERDICT_STOLEN);
     c.set_verdict("stolen");
   } else if (usable == 0) {
+    c.set_outcome(VERDICT_INCONCLUSIVE);
     c.set_verdict("inconclusive: no line of evidence is usable (soundness or range checks); no theft is claimed");
   } else {
+    c.set_outcome(VERDICT_NOT_STOLEN);
     c.set_verdict("not stolen");
   }
   return c;

@@ -220,7 +220,7 @@ TEST(SupConLossTest, LowerWhenClassesAreTogether) {
                                 .item<double>()));
 }
 
-VerificationReport Line(const std::string& mode, double log10_p, double ml_log10_p, bool sound = true, bool in_range = true) {
+VerificationReport LineReport(const std::string& mode, double log10_p, double ml_log10_p, bool sound = true, bool in_range = true) {
   VerificationReport r;
   r.set_mode(mode);
   r.set_log10_p_value(log10_p);
@@ -235,18 +235,25 @@ VerificationReport Line(const std::string& mode, double log10_p, double ml_log10
 TEST(CombineEvidenceTest, HolmStepDown) {
   // Line p = max(paired, model-level): 0.004 and 0.008. Holm at 0.01: 0.004 <= 0.005 rejects,
   // then 0.008 <= 0.01 rejects too.
-  auto c = CombineEvidence({Line("blackbox", -4, std::log10(0.004)), Line("fingerprint", -6, std::log10(0.008))}, 0.01);
+  auto c = CombineEvidence({LineReport("blackbox", -4, std::log10(0.004)), LineReport("fingerprint", -6, std::log10(0.008))}, 0.01);
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->stolen());
   EXPECT_EQ(c->decided_by(), "black-box MOVE, UAP fingerprint");
+  EXPECT_EQ(c->outcome(), VERDICT_STOLEN);
+  ASSERT_EQ(c->decided_by_lines_size(), 2);
+  EXPECT_EQ(c->decided_by_lines(0), LINE_BLACK_BOX);
+  EXPECT_EQ(c->decided_by_lines(1), LINE_FINGERPRINT);
+  EXPECT_EQ(c->lines(1).line(), LINE_FINGERPRINT);
   EXPECT_NEAR(c->p_value(), 0.008, 1e-12);
   // 0.006 and 0.5: the smallest misses alpha / 2, so nothing is rejected although 0.006 < alpha.
-  c = CombineEvidence({Line("blackbox", std::log10(0.006), -5), Line("fingerprint", std::log10(0.5), -5)}, 0.01);
+  c = CombineEvidence({LineReport("blackbox", std::log10(0.006), -5), LineReport("fingerprint", std::log10(0.5), -5)}, 0.01);
   EXPECT_FALSE(c->stolen());
   EXPECT_EQ(c->verdict(), "not stolen");
+  EXPECT_EQ(c->outcome(), VERDICT_NOT_STOLEN);
+  EXPECT_EQ(c->decided_by_lines_size(), 0);
   // A line the bundle declared unsound never carries the decision and leaves Holm's family:
   // the sound line alone is tested at alpha, not alpha / 2 (0.006 rejects here, not above).
-  c = CombineEvidence({Line("blackbox", -9, -9, /*sound=*/false), Line("fingerprint", -3, -3)}, 0.01);
+  c = CombineEvidence({LineReport("blackbox", -9, -9, /*sound=*/false), LineReport("fingerprint", -3, -3)}, 0.01);
   EXPECT_TRUE(c->stolen());
   EXPECT_EQ(c->decided_by(), "UAP fingerprint");
   EXPECT_FALSE(c->lines(0).usable());
@@ -254,26 +261,27 @@ TEST(CombineEvidenceTest, HolmStepDown) {
   EXPECT_FALSE(c->lines(0).rejected());
   EXPECT_EQ(c->lines(0).holm_threshold(), 0);
   EXPECT_EQ(c->lines(0).p_value(), 1);
-  c = CombineEvidence({Line("whitebox", -9, std::log10(0.006)), Line("fingerprint", -12, -12, /*sound=*/false)}, 0.01);
+  c = CombineEvidence({LineReport("whitebox", -9, std::log10(0.006)), LineReport("fingerprint", -12, -12, /*sound=*/false)}, 0.01);
   EXPECT_TRUE(c->stolen());
   EXPECT_EQ(c->decided_by(), "white-box MOVE");
   EXPECT_NEAR(c->lines(0).holm_threshold(), 0.01, 1e-15);
   EXPECT_NEAR(c->p_value(), 0.006, 1e-12);
   // A line unusable for this suspect only (range check) stays in the family with p = 1.
-  c = CombineEvidence({Line("whitebox", -9, std::log10(0.006)), Line("fingerprint", -12, -12, true, /*in_range=*/false)}, 0.01);
+  c = CombineEvidence({LineReport("whitebox", -9, std::log10(0.006)), LineReport("fingerprint", -12, -12, true, /*in_range=*/false)}, 0.01);
   EXPECT_FALSE(c->stolen());
   EXPECT_FALSE(c->lines(1).excluded_from_family());
   EXPECT_NEAR(c->lines(0).holm_threshold(), 0.005, 1e-15);
   // Every line unsound: nothing is claimed.
-  c = CombineEvidence({Line("whitebox", -9, -9, false), Line("fingerprint", -9, -9, false)}, 0.01);
+  c = CombineEvidence({LineReport("whitebox", -9, -9, false), LineReport("fingerprint", -9, -9, false)}, 0.01);
   EXPECT_FALSE(c->stolen());
+  EXPECT_EQ(c->outcome(), VERDICT_INCONCLUSIVE);
   EXPECT_NE(c->verdict().find("inconclusive"), std::string::npos);
   EXPECT_EQ(c->p_value(), 1);
-  c = CombineEvidence({Line("blackbox", -9, -9, true, /*in_range=*/false)}, 0.01);
+  c = CombineEvidence({LineReport("blackbox", -9, -9, true, /*in_range=*/false)}, 0.01);
   EXPECT_FALSE(c->stolen());
   EXPECT_NE(c->verdict().find("inconclusive"), std::string::npos);
   EXPECT_EQ(CombineEvidence({}, 0.01).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(CombineEvidence({Line("blackbox", -1, -1)}, 1.5).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CombineEvidence({LineReport("blackbox", -1, -1)}, 1.5).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // Error control on simulated p-values: under H0 (every line uniform), the combined verdict
@@ -299,8 +307,8 @@ TEST(CombineEvidenceTest, FamilyWiseErrorAtMostAlpha) {
       } else {
         p1 = p2 = p3 = u(rng);
       }
-      auto c = CombineEvidence({Line("whitebox", std::log10(p1), std::log10(p1)), Line("blackbox", std::log10(p2), std::log10(p2)),
-                                Line("fingerprint", std::log10(p3), std::log10(p3))},
+      auto c = CombineEvidence({LineReport("whitebox", std::log10(p1), std::log10(p1)), LineReport("blackbox", std::log10(p2), std::log10(p2)),
+                                LineReport("fingerprint", std::log10(p3), std::log10(p3))},
                                alpha);
       ASSERT_TRUE(c.ok());
       flagged += c->stolen();
@@ -312,7 +320,7 @@ TEST(CombineEvidenceTest, FamilyWiseErrorAtMostAlpha) {
   }
   int power = 0;
   for (int i = 0; i < 1000; ++i) {
-    auto c = CombineEvidence({Line("blackbox", std::log10(u(rng)), 0), Line("fingerprint", -4, -4)}, 0.01);
+    auto c = CombineEvidence({LineReport("blackbox", std::log10(u(rng)), 0), LineReport("fingerprint", -4, -4)}, 0.01);
     power += c->stolen();
   }
   EXPECT_EQ(power, 1000);

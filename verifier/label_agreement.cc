@@ -336,7 +336,7 @@ absl::StatusOr<VerificationReport> VerifyLabelAgreement(const OpenedBundle& bund
       ToVector(ref_err.index_select(0, subset).eq(victim_labels.index_select(0, subset)).to(torch::kFloat64));
   VerificationReport rep;
   rep.set_format("move.report.v1");
-  rep.set_mode("label-agreement");
+  SetLine(LINE_LABEL_AGREEMENT, &rep);
   rep.set_architecture("any (top-1 labels only)");
   rep.set_feature_design(v.method());
   BettingTest unused(o.alpha);

@@ -158,6 +158,8 @@ TEST(LabelAgreementTest, FlagsACopyOfTheMistakesAndClearsAnIndependentModel) {
   const VerificationReport stolen = Verify(*v, ModelTable(52, 1), "student");
   EXPECT_EQ(stolen.mode(), "label-agreement");
   EXPECT_EQ(stolen.verdict(), "stolen");
+  EXPECT_EQ(stolen.outcome(), VERDICT_STOLEN);
+  EXPECT_EQ(stolen.line(), LINE_LABEL_AGREEMENT);
   EXPECT_EQ(stolen.m(), kErrors);
   EXPECT_EQ(stolen.queries(), kErrors + 40);  // errors and covers
   EXPECT_NEAR(stolen.suspect_mean_score(), 52.0 / kErrors, 1e-9);
@@ -174,6 +176,7 @@ TEST(LabelAgreementTest, FlagsACopyOfTheMistakesAndClearsAnIndependentModel) {
   // might say so; the model-level test keeps it "not stolen".
   const VerificationReport independent = Verify(*v, ModelTable(22, 5), "independent");
   EXPECT_EQ(independent.verdict(), "not stolen");
+  EXPECT_EQ(independent.outcome(), VERDICT_NOT_STOLEN);
   EXPECT_FALSE(independent.stolen());
   EXPECT_GT(independent.model_level_p_value(), 0.01);
 
@@ -284,6 +287,7 @@ TEST(LabelAgreementTest, ACalibrationModelThatCopiesTheMistakesMakesTheLineUnsou
   const VerificationReport r = Verify(*v, ModelTable(58, 0), "student");
   EXPECT_FALSE(r.stolen());
   EXPECT_EQ(r.verdict().rfind("inconclusive", 0), 0u) << r.verdict();
+  EXPECT_EQ(r.outcome(), VERDICT_INCONCLUSIVE);
   EXPECT_FALSE(r.classifier_sound());
 }
 

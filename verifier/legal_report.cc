@@ -35,6 +35,7 @@
 #include "core/hash.h"
 #include "core/proto_json.h"
 #include "core/status_macros.h"
+#include "sdk/verdict.h"
 #include "sdk/version.h"
 
 extern char** environ;
@@ -110,10 +111,15 @@ std::string FlagValue(const google::protobuf::RepeatedPtrField<std::string>& arg
 
 enum class Finding { kStolen, kNotStolen, kInconclusive };
 
-Finding FindingOf(bool stolen, const std::string& verdict) {
-  if (stolen) return Finding::kStolen;
-  if (absl::StartsWith(verdict, "inconclusive")) return Finding::kInconclusive;
-  return Finding::kNotStolen;
+// The records are checked (ParseVerdictJson) before anything is rendered: the outcome is
+// known and agrees with `stolen` and the text.
+template <typename Record>
+Finding FindingOf(const Record& r) {
+  switch (OutcomeOf(r)) {
+    case VERDICT_STOLEN: return Finding::kStolen;
+    case VERDICT_INCONCLUSIVE: return Finding::kInconclusive;
+    default: return Finding::kNotStolen;
+  }
 }
 
 std::string LineTitle(const VerificationReport& r) {
@@ -265,14 +271,9 @@ struct BenignSummary {
   double threshold = NAN;  // the mean score above which the model-level test rejects at alpha
 };
 
-// What the model-level test compared and the suspect's value of it (reports of older SDKs
-// name no statistic: theirs was the mean score).
-std::string StatisticName(const VerificationReport& r) {
-  return r.model_level_statistic().empty() ? "mean score" : r.model_level_statistic();
-}
-double SuspectStatistic(const VerificationReport& r) {
-  return r.model_level_statistic().empty() ? r.suspect_mean_score() : r.model_level_suspect_score();
-}
+// What the model-level test compared and the suspect's value of it (sdk/verdict.h).
+std::string StatisticName(const VerificationReport& r) { return std::string(ModelLevelStatisticOf(r)); }
+double SuspectStatistic(const VerificationReport& r) { return ModelLevelSuspectValueOf(r); }
 
 BenignSummary SummariseBenign(const VerificationReport& r) {
   BenignSummary b;
@@ -429,7 +430,7 @@ std::string LinesTable(const CombinedVerdict& c) {
 
 std::string LineSection(const VerificationReport& r, int index) {
   std::string s;
-  const Finding f = FindingOf(r.stolen(), r.verdict());
+  const Finding f = FindingOf(r);
   absl::StrAppend(&s, "<section class=\"line\" id=\"line-", index, "\"><h3>", Esc(LineTitle(r)), ": <span class=\"",
                   FindingClass(f), "-text\">", Esc(r.verdict()), "</span></h3>\n<p>", LineMethod(r), "</p>\n");
   absl::StrAppend(&s, "<div class=\"figures\"><figure>", ScoreHistogram(r), "</figure><figure>", ModelLevelPlot(r),
@@ -729,6 +730,27 @@ absl::Status CheckFinite(const google::protobuf::Message& m, const std::string& 
   return absl::OkStatus();
 }
 
+absl::Status Contradiction(const std::string& where, const std::string& what);
+
+// The decision as an enum agrees with `stolen` and with the text (an older record without the
+// enum is read from its text, which must then say one of the three).
+template <typename Record>
+absl::Status CheckOutcome(const Record& r, const std::string& where) {
+  Record text_only;
+  text_only.set_stolen(r.stolen());
+  text_only.set_verdict(r.verdict());
+  const Verdict from_text = OutcomeOf(text_only);
+  if (from_text == VERDICT_UNSPECIFIED) {
+    return Contradiction(where, absl::StrCat("the verdict reads '", r.verdict(),
+                                             "', which is neither 'stolen', 'not stolen' nor 'inconclusive'"));
+  }
+  if (r.outcome() != VERDICT_UNSPECIFIED && r.outcome() != from_text) {
+    return Contradiction(where, absl::StrCat("the outcome is '", VerdictName(r.outcome()), "' but the verdict reads '",
+                                             r.verdict(), "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Contradiction(const std::string& where, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("verdict: ", where, " contradicts itself: ", what));
 }
@@ -779,6 +801,7 @@ absl::Status CheckReportConsistent(const VerificationReport& r, const std::strin
     return Contradiction(where, absl::StrCat("stolen is ", r.stolen() ? "true" : "false", " but the verdict reads '",
                                              r.verdict(), "'"));
   }
+  MOVE_RETURN_IF_ERROR(CheckOutcome(r, where));
   if (!r.stolen()) return absl::OkStatus();
   if (!AtOrBelow(r.log10_p_value(), r.alpha())) {
     return Contradiction(where, absl::StrCat("it claims theft but its paired p-value ", r.p_value(), " is above alpha ",
@@ -838,6 +861,18 @@ absl::Status CheckCombinedConsistent(const CombinedVerdict& c) {
       rejected.push_back(l.name());
     }
   }
+  for (int i = 0; i < c.lines_size(); ++i) {
+    const EvidenceLine& l = c.lines(i);
+    const VerificationReport& r = c.reports(i);
+    const std::string where = absl::StrCat("line ", i + 1, " (", l.name(), ")");
+    if (l.outcome() != VERDICT_UNSPECIFIED && l.outcome() != OutcomeOf(r)) {
+      return Contradiction(where, absl::StrCat("the line records '", VerdictName(l.outcome()), "' but its report reads '",
+                                               VerdictName(OutcomeOf(r)), "'"));
+    }
+    if (l.line() != LINE_UNSPECIFIED && l.line() != LineOf(r)) {
+      return Contradiction(where, absl::StrCat("the line is ", LineTitle(l.line()), " but its report is ", LineTitle(LineOf(r))));
+    }
+  }
   if (c.stolen() != !rejected.empty()) {
     return Contradiction("the combined verdict", absl::StrCat("stolen is ", c.stolen() ? "true" : "false", " but ",
                                                               rejected.size(), " lines were rejected"));
@@ -845,6 +880,11 @@ absl::Status CheckCombinedConsistent(const CombinedVerdict& c) {
   if ((c.verdict() == "stolen") != c.stolen()) {
     return Contradiction("the combined verdict", absl::StrCat("stolen is ", c.stolen() ? "true" : "false",
                                                               " but the verdict reads '", c.verdict(), "'"));
+  }
+  MOVE_RETURN_IF_ERROR(CheckOutcome(c, "the combined verdict"));
+  if (c.decided_by_lines_size() > 0 && c.decided_by_lines_size() != static_cast<int>(rejected.size())) {
+    return Contradiction("the combined verdict", absl::StrCat(c.decided_by_lines_size(), " deciding lines recorded but ",
+                                                              rejected.size(), " lines were rejected"));
   }
   std::vector<std::string> named = absl::StrSplit(c.decided_by(), ", ", absl::SkipEmpty());
   std::sort(named.begin(), named.end());
@@ -899,7 +939,7 @@ absl::StatusOr<CombinedVerdict> ParseVerdictJson(absl::string_view json) {
 absl::StatusOr<std::string> RenderLegalReportHtml(absl::string_view verdict_json, const LegalReportOptions& o) {
   MOVE_ASSIGN_OR_RETURN(const CombinedVerdict c, ParseVerdictJson(verdict_json));
   const std::string verdict_sha = core::Sha256Hex(verdict_json);
-  const Finding f = FindingOf(c.stolen(), c.verdict());
+  const Finding f = FindingOf(c);
   std::string s;
   s.reserve(64 << 10);
   absl::StrAppend(&s,

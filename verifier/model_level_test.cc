@@ -35,6 +35,7 @@ TEST(ModelLevel, OverridesAPairedFlagWithinTheBenignSpreadAndKeepsOneAboveIt) {
   EXPECT_NEAR(within.benign_mean_scores(3), 0.35, 1e-6);
   EXPECT_FALSE(within.model_level_reject());
   EXPECT_FALSE(within.stolen());
+  EXPECT_EQ(within.outcome(), VERDICT_NOT_STOLEN);
   EXPECT_NE(within.verdict().find("within what independent models reach"), std::string::npos) << within.verdict();
 
   VerificationReport above;

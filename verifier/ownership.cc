@@ -159,12 +159,12 @@ void Decide(bool reject, bool sound, const std::string& unsound_reason, const ch
                                  : absl::StrCat("Theorem 1: ", minimum.status().message()));
   }
   if (!sound) {
-    r->set_stolen(false);
-    r->set_verdict(absl::StrCat("inconclusive: the bundle's ", which, " classifier failed its soundness check (",
-                                unsound_reason, "); no theft is claimed from it"));
+    SetVerdict(VERDICT_INCONCLUSIVE,
+               absl::StrCat("inconclusive: the bundle's ", which, " classifier failed its soundness check (",
+                            unsound_reason, "); no theft is claimed from it"),
+               r);
   } else {
-    r->set_stolen(reject);
-    r->set_verdict(reject ? "stolen" : "not stolen");
+    SetVerdict(reject ? VERDICT_STOLEN : VERDICT_NOT_STOLEN, reject ? "stolen" : "not stolen", r);
   }
 }
 
@@ -248,6 +248,8 @@ namespace {
 using verifier_internal::ModuleBytes;
 using verifier_internal::ModuleFromBytes;
 using verifier_internal::ToVector;
+using verifier_internal::SetLine;
+using verifier_internal::SetVerdict;
 using verifier_internal::VerificationSamplesSha;
 
 struct SharedSamples {
@@ -708,7 +710,7 @@ absl::StatusOr<VerificationReport> VerifyWhiteBox(const OpenedBundle& bundle, co
 
   VerificationReport r;
   r.set_format("move.report.v1");
-  r.set_mode("whitebox");
+  SetLine(LINE_WHITE_BOX, &r);
   r.set_architecture(v->architecture());
   r.set_feature_design(kind);
   r.set_p_value(t.p_value);
@@ -829,11 +831,13 @@ absl::Status ApplyModelLevelStatistic(const google::protobuf::RepeatedPtrField<B
   r->mutable_benign_mean_scores()->Add(benign_statistics.begin(), benign_statistics.end());
   r->set_model_level_reject(t.reject);
   if (r->stolen() && !t.reject) {
-    r->set_stolen(false);
-    r->set_verdict(absl::StrFormat(
-        "not stolen: the suspect scores above the reference (paired p = %.3g), but its %s %.3f is within what "
-        "independent models reach (%d held-out benign models: mean %.3f, sd %.3f; model-level p = %.3g >= alpha %g)",
-        r->p_value(), statistic, suspect_statistic, t.n, t.benign_mean, t.benign_sd, t.p_value, alpha));
+    SetVerdict(VERDICT_NOT_STOLEN,
+               absl::StrFormat("not stolen: the suspect scores above the reference (paired p = %.3g), but its %s "
+                               "%.3f is within what independent models reach (%d held-out benign models: mean %.3f, "
+                               "sd %.3f; model-level p = %.3g >= alpha %g)",
+                               r->p_value(), statistic, suspect_statistic, t.n, t.benign_mean, t.benign_sd, t.p_value,
+                               alpha),
+               r);
   }
   return absl::OkStatus();
 }
@@ -850,8 +854,7 @@ void ApplyRangeCheck(double suspect_accuracy, double reference_accuracy, double 
       "outside the range of models the classifier's soundness check covers",
       suspect_accuracy, min_relative, reference_accuracy);
   if (r->stolen()) {
-    r->set_stolen(false);
-    r->set_verdict(absl::StrCat("inconclusive: ", why, "; no theft is claimed"));
+    SetVerdict(VERDICT_INCONCLUSIVE, absl::StrCat("inconclusive: ", why, "; no theft is claimed"), r);
   } else {
     r->add_warnings(why);
   }

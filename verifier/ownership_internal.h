@@ -15,8 +15,10 @@
 #include "sdk/bundle.pb.h"
 #include "sdk/ownership.h"
 #include "sdk/report.pb.h"
+#include "sdk/verdict.h"
 #include "verifier/channels.h"
 #include "verifier/sequential.h"
+#include "verifier/verdict_internal.h"
 
 namespace move::verifier_internal {
 
