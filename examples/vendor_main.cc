@@ -374,7 +374,7 @@ absl::Status Run() {
     fin.independent.push_back({"independent on the query pool", arch, own});
     for (const move::TrainedModel& t : trained.benign) fin.independent.push_back({t.role, t.architecture, t.model});
     for (const move::TrainedModel& t : trained.held_out) {
-      fin.calibration.push_back({absl::StrCat(t.role, " (", t.architecture, ")"), t.architecture, t.model});
+      fin.calibration.push_back({absl::StrCat(t.role, " (", t.architecture, ")"), t.architecture, t.model, t.role});
     }
     move::FingerprintBuildOptions fo;
     fo.alpha = absl::GetFlag(FLAGS_alpha);
@@ -394,8 +394,8 @@ absl::Status Run() {
     move::LabelAgreementBuildInputs la;
     la.victim = &victim;
     la.pool = &test_rgb;
-    for (const move::TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model});
-    for (const move::TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model});
+    for (const move::TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model, t.role});
+    for (const move::TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model, t.role});
     move::LabelAgreementBuildOptions lo;
     lo.alpha = absl::GetFlag(FLAGS_alpha);
     lo.seed = seed;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/files.h"
 #include "core/hash.h"
 #include "core/proto_json.h"
@@ -147,6 +148,41 @@ std::string V(const MethodResult& m, bool stolen) {
   std::string v = m.flagged ? "**stolen**" : std::string(VerdictName(m.outcome));
   if (m.flagged != stolen) absl::StrAppend(&v, stolen ? " (MISSED)" : " (FALSE POSITIVE)");
   return v;
+}
+
+// The held-out models of a cached bundle at `bundle_path`: TorchScript files in
+// `bundle_path`.null/ and a manifest (role, architecture, file per line), written before the
+// bundle so that a cached bundle always has them.
+absl::Status SaveNullPopulation(const std::vector<TrainedModel>& models, const std::string& bundle_path) {
+  const std::string dir = bundle_path + ".null";
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);  // the leftovers of a run stopped before its bundle
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(dir, ": ", ec.message()));
+  std::string manifest;
+  for (size_t i = 0; i < models.size(); ++i) {
+    const std::string file = absl::StrFormat("%03d.pt", i);
+    MOVE_RETURN_IF_ERROR(SaveModel(models[i].model, dir + "/" + file));
+    absl::StrAppend(&manifest, models[i].role, "\t", models[i].architecture, "\t", file, "\n");
+  }
+  return core::WriteFileAtomically(dir + "/manifest.tsv", manifest);
+}
+
+absl::StatusOr<std::vector<TrainedModel>> LoadNullPopulation(const std::string& bundle_path) {
+  const std::string dir = bundle_path + ".null";
+  absl::StatusOr<std::string> manifest = core::ReadFile(dir + "/manifest.tsv");
+  if (!manifest.ok()) {
+    return absl::DataLossError(absl::StrCat("cached bundle ", bundle_path, " has no held-out models (",
+                                            manifest.status().message(), "): delete the bundle to rebuild it"));
+  }
+  std::vector<TrainedModel> models;
+  for (absl::string_view line : absl::StrSplit(*manifest, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, '\t');
+    if (f.size() != 3) return absl::DataLossError(absl::StrCat(dir, "/manifest.tsv: bad line '", line, "'"));
+    MOVE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(dir + "/" + f[2]));
+    models.push_back({f[0], f[1], std::move(m)});
+  }
+  return models;
 }
 
 struct Rate {
@@ -368,11 +404,15 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
   lo.seed = config.seed;
   lo.show_progress = config.show_progress;
   const std::string bundle_what = absl::StrCat(
-      "move-redteam-v4 bundle | ", KeyOf(bo), " | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
+      "move-redteam-v5 bundle | ", KeyOf(bo), " | victim ", victim.key, " | data ", wm_key, " test ", DataKey(test_rgb),
       " | style ", core::TensorSha256(style), " | ", KeyOf(recipe), " | key ", key->public_key.size(),
       decoy_styles.empty() ? "" : absl::StrCat(" | decoys", decoy_key),
       config.label_agreement ? absl::StrCat(" | label agreement ", KeyOf(lo), " on ", DataKey(test_rgb)) : "");
   const std::string bundle_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(bundle_what).substr(0, 40), ".move");
+  // The bundle's held-out benign models (reference, calibration, rival-vendor and
+  // appearance-augmented ones) are the null population the other lines are checked against:
+  // kept beside the cached bundle, written before it.
+  TrainedModels trained;
   if (!std::filesystem::exists(bundle_path)) {
     BuildBundleInputs in;
     in.watermark = &wm;
@@ -387,21 +427,22 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
       MOVE_ASSIGN_OR_RETURN(ModelCache::Entry e, train_cached(arch, data, s, absl::StrCat("population seed ", s)));
       return e.model;
     };
-    TrainedModels trained;
     MOVE_ASSIGN_OR_RETURN(BundleContents contents, BuildBundle(in, population_recipe, bo, nullptr, &trained));
+    MOVE_RETURN_IF_ERROR(SaveNullPopulation(trained.held_out, bundle_path));
     if (config.label_agreement) {
       // The victim's mistakes on the test split against every benign model the bundle trained
       // (reference first), as the main job does.
       LabelAgreementBuildInputs la;
       la.victim = &victim.model;
       la.pool = &test_rgb;
-      for (const TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model});
-      for (const TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model});
+      for (const TrainedModel& t : trained.held_out) la.benign.push_back({t.role, t.architecture, t.model, t.role});
+      for (const TrainedModel& t : trained.benign) la.benign.push_back({t.role, t.architecture, t.model, t.role});
       MOVE_ASSIGN_OR_RETURN(*contents.mutable_label_agreement(), BuildLabelAgreementVerifier(la, lo));
     }
     MOVE_RETURN_IF_ERROR(WriteBundle(contents, *key, bundle_path));
   } else {
     ++cache.hits;
+    MOVE_ASSIGN_OR_RETURN(trained.held_out, LoadNullPopulation(bundle_path));
   }
   MOVE_ASSIGN_OR_RETURN(OpenedBundle bundle, ReadBundle(bundle_path, key->public_key));
   result.bundle_path = bundle_path;
@@ -537,6 +578,12 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     for (int i = 0; i < config.fingerprint_calibration; ++i) {
       MOVE_RETURN_IF_ERROR(independent(i, f0 + 300 + i, &fin.calibration, query_pool));
     }
+    // The bundle's null population joins the soundness check and the model-level test, so this
+    // line is checked against the rival-vendor and appearance-augmented models too.
+    for (const TrainedModel& t : trained.held_out) {
+      fin.calibration.push_back({absl::StrCat("bundle ", t.role, " (", t.architecture, ")"), t.architecture, t.model,
+                                 t.role == "reference" ? "calibration" : t.role});
+    }
     result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
     result.fingerprint_encoder_piracy = static_cast<int>(fin.piracy.size());
     result.fingerprint_encoder_independents = static_cast<int>(fin.independent.size());
@@ -545,7 +592,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     fo.seed = config.seed;
     fo.show_progress = config.show_progress;
     const std::string fp_what = absl::StrCat(
-        "move-redteam-v2 fingerprint bundle (encoder: grouped SupCon) | base ", bundle.file_sha256, " | helpers ",
+        "move-redteam-v3 fingerprint bundle (encoder: grouped SupCon; calibration: helpers + the bundle's held-out models) | base ",
+        bundle.file_sha256, " | helpers ",
         absl::StrJoin(helper_keys, ","), " | points ", DataKey(clean), " ", DataKey(test_rgb), " | ", KeyOf(fo));
     const std::string fp_path = absl::StrCat(config.cache_dir, "/", core::Sha256Hex(fp_what).substr(0, 40), ".fp.move");
     if (!std::filesystem::exists(fp_path)) {

@@ -27,7 +27,7 @@
 //   fin.victim = &victim; fin.point_pool = &vendor_train; fin.verification_pool = &vendor_test;
 //   fin.piracy = {...};                                           // the students
 //   for (auto& t : trained.benign) fin.independent.push_back({t.role, t.architecture, t.model});
-//   for (auto& t : trained.held_out) fin.calibration.push_back({t.role, t.architecture, t.model});
+//   for (auto& t : trained.held_out) fin.calibration.push_back({t.role, t.architecture, t.model, t.role});
 //   absl::StatusOr<move::FingerprintVerifier> fv = move::BuildFingerprintVerifier(fin, {});
 //   *contents->mutable_fingerprint() = *fv;  // then move::WriteBundle signs it with the rest
 //
@@ -59,6 +59,11 @@ struct FingerprintModel {
   std::string name;
   std::string architecture;
   torch::jit::Module model;
+  // Calibration models only: what the model stands for in the null population, one of
+  // move::TrainedModel::role's values ("reference", "calibration", "benign population",
+  // "rival-vendor calibration", "appearance-augmented calibration"); empty means
+  // "calibration". Ignored for the other lists.
+  std::string kind;
 };
 
 struct FingerprintBuildInputs {
@@ -88,7 +93,13 @@ struct FingerprintBuildInputs {
   std::vector<FingerprintModel> held_out_piracy;
   // Held-out independent models: the first is the reference of the paired test, the others
   // the calibration models of the soundness check; all form the model-level test's benign
-  // sample. At least 3.
+  // sample. At least 3. The line passes its soundness check only when the calibration
+  // models (after the reference) include at least one rival-vendor model (benign, watermarked
+  // by MOVE with another secret style) and one appearance-augmented model, and none of them
+  // is flagged: models of those kinds are the independents most like a stolen one, and a
+  // fingerprint checked only against plain benign models accused them (docs/
+  // held-out-independents.md). move::TrainedModels::held_out holds both kinds, with their kind
+  // in `role`.
   std::vector<FingerprintModel> calibration;
 };
 

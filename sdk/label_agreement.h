@@ -79,9 +79,11 @@ struct LabelAgreementBuildInputs {
   // The vendor's images that neither the victim nor any benign model below trained on (RGB in
   // [0, 1], true labels), e.g. its test split. The victim's errors there form the error set.
   const Dataset* pool = nullptr;
-  // Held-out benign models (FingerprintModel: name, architecture, model): the first is the
-  // paired test's reference, the others the calibration models of the soundness check; all
-  // form the model-level test's benign sample. At least 3; the more, the more power.
+  // Held-out benign models (FingerprintModel: name, architecture, model, kind): the first is
+  // the paired test's reference, the others the calibration models of the soundness check;
+  // all form the model-level test's benign sample. At least 3; the more, the more power. As
+  // for the fingerprint line, the check passes only when the calibration models include a
+  // rival-vendor and an appearance-augmented one (kind as in move::TrainedModel::role).
   std::vector<FingerprintModel> benign;
   // Validation only: models derived from the victim (their miss rate is the bundle's Type-II
   // estimate). May be empty.

@@ -19,6 +19,7 @@
 #include "sdk/blackbox.h"
 #include "sdk/bundle.h"
 #include "sdk/dataset.h"
+#include "sdk/embed.h"
 #include "sdk/fingerprint.h"
 #include "sdk/label_agreement.h"
 #include "sdk/model.h"
@@ -93,6 +94,20 @@ World& GetWorld() {
     fi.held_out_piracy = {attack("label-query", 13)};
     for (int i = 0; i < 3; ++i) fi.independent.push_back({"independent", "cnn", Train(w->spec, w->train, 20 + i, w->recipe)});
     for (int i = 0; i < 3; ++i) fi.calibration.push_back({"calibration", "cnn", Train(w->spec, w->train, 30 + i, w->recipe)});
+    // The null population a court will ask about: a rival vendor (MOVE with another secret
+    // style on the same data) and a model trained with appearance augmentation.
+    EmbedDatasetOptions eo;
+    eo.seed = 41;
+    eo.show_progress = false;
+    absl::StatusOr<EmbedResult> rival = EmbedDataset(w->train, *DecoyStyleImage(41), eo);
+    EXPECT_TRUE(rival.ok()) << rival.status();
+    fi.calibration.push_back({"rival vendor", "cnn", Train(w->spec, rival->dataset, 34, w->recipe), "rival-vendor calibration"});
+    AppearanceAugmentOptions ao;
+    ao.seed = 42;
+    absl::StatusOr<Dataset> augmented = AugmentAppearance(w->train, ao);
+    EXPECT_TRUE(augmented.ok()) << augmented.status();
+    fi.calibration.push_back({"appearance-augmented", "cnn", Train(w->spec, *augmented, 35, w->recipe),
+                              "appearance-augmented calibration"});
     fi.victim = &w->victim;
     fi.point_pool = &w->train;
     fi.verification_pool = &w->test;
@@ -129,9 +144,16 @@ TEST(FingerprintBuildTest, RecordsEverythingAndIsDeterministic) {
   for (double f : v.uap_fooling_rate()) EXPECT_GE(f, 0.5) << "UAP too weak";
   EXPECT_EQ(v.points().shape(0), 12);
   EXPECT_EQ(v.points().shape(1), 10);
-  EXPECT_EQ(v.benign_scores_size(), 3);           // reference + 2 calibration models
-  EXPECT_EQ(v.calibration_log10_p_size(), 2);
-  EXPECT_EQ(v.models_size(), 3 + 3 + 1 + 3);      // piracy, independent, held-out, reference + calibration
+  EXPECT_EQ(v.benign_scores_size(), 5);           // reference + 4 calibration models
+  EXPECT_EQ(v.benign_scores(3).kind(), "rival-vendor calibration");
+  EXPECT_EQ(v.benign_scores(4).kind(), "appearance-augmented calibration");
+  EXPECT_EQ(v.calibration_log10_p_size(), 4);
+  EXPECT_EQ(v.models_size(), 3 + 3 + 1 + 5);      // piracy, independent, held-out, reference + calibration
+  // With the null population complete, soundness rests on the calibration models alone.
+  if (!v.sound()) {
+    EXPECT_EQ(v.unsound_reason().find("null population"), std::string::npos) << v.unsound_reason();
+    EXPECT_NE(v.unsound_reason().find("calibration models flagged"), std::string::npos) << v.unsound_reason();
+  }
   EXPECT_EQ(v.num_classes(), 10);
   EXPECT_FALSE(v.sha256().empty());
   EXPECT_LT(v.victim_log10_p(), -2) << "the victim must be far more similar to itself than the reference";
@@ -145,6 +167,11 @@ TEST(FingerprintBuildTest, RejectsMissingInputs) {
   FingerprintBuildInputs in = GetWorld().inputs;
   in.calibration.resize(2);
   EXPECT_EQ(BuildFingerprintVerifier(in, SmallOptions()).status().code(), absl::StatusCode::kInvalidArgument);
+  in = GetWorld().inputs;
+  in.calibration[1].kind = "rival";  // not a kind of the null population
+  absl::Status bad_kind = BuildFingerprintVerifier(in, SmallOptions()).status();
+  EXPECT_EQ(bad_kind.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_kind.message().find("calibration[1]"), std::string::npos) << bad_kind;
   in = GetWorld().inputs;
   in.victim = nullptr;
   EXPECT_EQ(BuildFingerprintVerifier(in, SmallOptions()).status().code(), absl::StatusCode::kInvalidArgument);
@@ -190,7 +217,7 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
   EXPECT_GT(r->delta_mu(), 0);
   EXPECT_LT(r->log10_p_value(), -2);
   EXPECT_TRUE(r->model_level_tested());
-  EXPECT_EQ(r->model_level_benign_models(), 3);
+  EXPECT_EQ(r->model_level_benign_models(), 5);
   // Replaying the transcript gives the same figures without the model.
   auto replay = OpenReplayChannel(o.transcript_path);
   ASSERT_TRUE(replay.ok());
@@ -269,7 +296,7 @@ TEST(FingerprintBundleTest, RoundTripVerifyReplayAndTamper) {
 }
 
 // Label agreement on the same world: the victim's mistakes on the held-out test images, the
-// six benign models of the recipe as the null population, a label-query student of the
+// eight benign models (the recipe, a rival vendor, appearance augmentation) as the null population, a label-query student of the
 // victim as the held-out piracy model.
 TEST(LabelAgreementBundleTest, StudentsRepeatTheVictimsMistakesIndependentsDoNot) {
   World& w = GetWorld();
@@ -284,7 +311,7 @@ TEST(LabelAgreementBundleTest, StudentsRepeatTheVictimsMistakesIndependentsDoNot
   bo.show_progress = false;
   absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(in, bo);
   ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(v->benign_scores_size(), 6);
+  EXPECT_EQ(v->benign_scores_size(), 8);
   EXPECT_GT(v->victim_error_rate(), 0.02);
   const int64_t errors = (*FromTensorProto(v->error_images())).size(0);
   EXPECT_EQ(errors, std::lround(v->victim_error_rate() * v->pool_images()));  // fewer than 800: all of them

@@ -14,6 +14,7 @@
 #include "sdk/runtime.h"
 #include "sdk/train.h"
 #include "verifier/blackbox_features.h"
+#include "verifier/ownership_internal.h"
 
 namespace move::verifier_internal {
 namespace {
@@ -324,6 +325,23 @@ TEST(CombineEvidenceTest, FamilyWiseErrorAtMostAlpha) {
     power += c->stolen();
   }
   EXPECT_EQ(power, 1000);
+}
+
+// The soundness check needs the null population a court will ask about: a rival vendor's
+// MOVE model and an appearance-augmented model among the calibration models.
+TEST(NullPopulationTest, NamesEveryMissingKind) {
+  std::vector<std::string> gaps = NullPopulationGaps({"calibration", "", "benign population"});
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_NE(gaps[0].find("rival-vendor calibration"), std::string::npos) << gaps[0];
+  EXPECT_NE(gaps[1].find("appearance-augmented calibration"), std::string::npos) << gaps[1];
+  gaps = NullPopulationGaps({"appearance-augmented calibration", "calibration"});
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_NE(gaps[0].find("rival-vendor"), std::string::npos);
+  EXPECT_TRUE(NullPopulationGaps({"rival-vendor calibration", "appearance-augmented calibration"}).empty());
+  EXPECT_TRUE(IsNullPopulationKind("rival-vendor calibration"));
+  EXPECT_FALSE(IsNullPopulationKind("rival"));
+  EXPECT_EQ(CalibrationKindOf("reference"), "calibration");
+  EXPECT_EQ(CalibrationKindOf("appearance-augmented calibration"), "appearance-augmented calibration");
 }
 
 }  // namespace

@@ -121,6 +121,13 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   if (in.victim == nullptr || in.pool == nullptr) {
     return absl::InvalidArgumentError("label agreement: victim and pool are required");
   }
+  for (size_t i = 0; i < in.benign.size(); ++i) {
+    if (!IsNullPopulationKind(in.benign[i].kind)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label agreement: benign[", i, "] (", in.benign[i].name, "): unknown kind '", in.benign[i].kind,
+          "' (reference, calibration, benign population, rival-vendor calibration or appearance-augmented calibration)"));
+    }
+  }
   if (in.benign.size() < 3) {
     return absl::InvalidArgumentError(absl::StrCat("label agreement: need at least 3 held-out benign models (reference + 2 "
                                                    "calibration), got ", in.benign.size()));
@@ -191,13 +198,20 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   AddBenignScores(agreement[0], "reference", in.benign[0].architecture, v.mutable_benign_scores());
   std::vector<CalibrationScores> calibration;
   for (size_t i = 1; i < in.benign.size(); ++i) {
-    calibration.push_back({agreement[i], in.benign[i].name, in.benign[i].architecture});
+    calibration.push_back({agreement[i], CalibrationKindOf(in.benign[i].kind), in.benign[i].architecture});
   }
   const LeaveOneOutTest leave_one_out = LeaveOneOut(rarity);
   MOVE_ASSIGN_OR_RETURN(std::string reason, CheckSoundness(calibration, agreement[0], o.alpha, v.mutable_benign_scores(),
                                                            v.mutable_calibration_log10_p(), leave_one_out));
-  v.set_sound(reason.empty());
-  v.set_unsound_reason(reason);
+  // The null population a court will ask about (a rival vendor's model, an appearance-
+  // augmented one) must be among the calibration models, or the line claims nothing.
+  std::vector<std::string> reasons;
+  if (!reason.empty()) reasons.push_back(reason);
+  std::vector<std::string> kinds;
+  for (size_t i = 1; i < in.benign.size(); ++i) kinds.push_back(in.benign[i].kind);
+  for (std::string& gap : NullPopulationGaps(kinds)) reasons.push_back(std::move(gap));
+  v.set_sound(reasons.empty());
+  v.set_unsound_reason(absl::StrJoin(reasons, "; "));
 
   // The record of every model, with the verdict rule's outcome on each calibration model
   // (leave-one-out) and on each held-out piracy model.

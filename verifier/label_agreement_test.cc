@@ -77,6 +77,14 @@ struct Fixture {
   Dataset pool;
   torch::jit::Module victim;
   LabelAgreementBuildInputs in;
+  // The kinds the table models stand for: the reference, plain benign models, and last a
+  // rival vendor's model and an appearance-augmented one (the null population's kinds).
+  static std::string KindOf(size_t j, size_t n) {
+    if (j == 0) return "reference";
+    if (n >= 3 && j == n - 2) return "rival-vendor calibration";
+    if (n >= 3 && j == n - 1) return "appearance-augmented calibration";
+    return "calibration";
+  }
   Fixture(const std::vector<int>& benign_agreements) {
     pool.images = PoolImages();
     pool.labels = Truth();
@@ -86,7 +94,8 @@ struct Fixture {
     in.pool = &pool;
     for (size_t j = 0; j < benign_agreements.size(); ++j) {
       in.benign.push_back({j == 0 ? "reference" : "calibration", "table",
-                           TableModel(ModelTable(benign_agreements[j], static_cast<int>(3 * j)))});
+                           TableModel(ModelTable(benign_agreements[j], static_cast<int>(3 * j))),
+                           KindOf(j, benign_agreements.size())});
     }
   }
 };
@@ -202,13 +211,25 @@ std::vector<int64_t> Plus(std::vector<int64_t> a, const std::vector<int64_t>& b)
   return a;
 }
 
+TEST(LabelAgreementTest, WithoutRivalOrAugmentedCalibrationModelsTheLineClaimsNothing) {
+  Fixture f({10, 12, 11, 13, 10});
+  for (FingerprintModel& m : f.in.benign) m.kind = "";
+  absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(f.in, Quiet());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_FALSE(v->sound());
+  EXPECT_NE(v->unsound_reason().find("no rival-vendor calibration model"), std::string::npos) << v->unsound_reason();
+  EXPECT_NE(v->unsound_reason().find("no appearance-augmented calibration model"), std::string::npos);
+  f.in.benign[2].kind = "rival";
+  EXPECT_EQ(BuildLabelAgreementVerifier(f.in, Quiet()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(LabelAgreementTest, MistakesEveryModelMakesCountForNothing) {
   // Every benign model repeats the victim's mistakes 0..19 (the easy ones) and a few of its
   // own: benign model j also repeats 20 + 2j .. 20 + 3j (j + 1 images, overlapping).
   Fixture f({});
   for (int j = 0; j < 5; ++j) {
     f.in.benign.push_back({j == 0 ? "reference" : "calibration", "table",
-                           TableModel(AgreeingOn(Plus(Range(0, 20), Range(20 + 2 * j, 21 + 3 * j))))});
+                           TableModel(AgreeingOn(Plus(Range(0, 20), Range(20 + 2 * j, 21 + 3 * j)))), Fixture::KindOf(j, 5)});
   }
   absl::StatusOr<LabelAgreementVerifier> v = BuildLabelAgreementVerifier(f.in, Quiet());
   ASSERT_TRUE(v.ok()) << v.status();

@@ -1,4 +1,5 @@
 // White-box bundle building and verification (implements sdk/ownership.h).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -186,6 +187,25 @@ std::string DescribeCalibrationKind(const std::string& kind) {
   if (kind == "rival-vendor calibration") return "rival-vendor MOVE model (another secret style)";
   if (kind == "appearance-augmented calibration") return "appearance-augmented benign";
   return kind;
+}
+
+bool IsNullPopulationKind(const std::string& kind) {
+  return kind.empty() || kind == "reference" || kind == "calibration" || kind == "benign population" ||
+         kind == "rival-vendor calibration" || kind == "appearance-augmented calibration";
+}
+
+std::string CalibrationKindOf(const std::string& kind) {
+  return kind.empty() || kind == "reference" ? "calibration" : kind;
+}
+
+std::vector<std::string> NullPopulationGaps(const std::vector<std::string>& calibration_kinds) {
+  std::vector<std::string> gaps;
+  for (const char* kind : {"rival-vendor calibration", "appearance-augmented calibration"}) {
+    if (std::find(calibration_kinds.begin(), calibration_kinds.end(), kind) == calibration_kinds.end()) {
+      gaps.push_back(absl::StrCat("no ", kind, " model among the calibration models (the null population is incomplete)"));
+    }
+  }
+  return gaps;
 }
 
 absl::StatusOr<std::string> CheckSoundness(const std::vector<CalibrationScores>& calibration,

@@ -123,6 +123,22 @@ struct CalibrationScores {
 // (another secret style)" or "appearance-augmented benign".
 std::string DescribeCalibrationKind(const std::string& kind);
 
+// Whether `kind` names a benign model of the null population, as callers label their
+// calibration models (move::TrainedModel::role): "", "reference", "calibration", "benign
+// population", "rival-vendor calibration" or "appearance-augmented calibration".
+bool IsNullPopulationKind(const std::string& kind);
+
+// The benign-table kind a calibration model labelled `kind` is recorded under: "calibration"
+// for "" and "reference" (a reference of another architecture is a plain benign model), else
+// `kind`.
+std::string CalibrationKindOf(const std::string& kind);
+
+// What keeps a line checked against calibration models of these kinds (the reference left
+// out) from being sound before any model is tested: one reason per missing kind of the null
+// population a court will ask about (a rival-vendor MOVE model, an appearance-augmented
+// model). Empty when both are present.
+std::vector<std::string> NullPopulationGaps(const std::vector<std::string>& calibration_kinds);
+
 // The build-time soundness check of one line: appends each calibration model's scores to
 // `table` (which already holds the reference's, first) and its paired log10 p against the
 // reference to `calibration_log10_p`, then applies the verdict rule to each (the paired test
