@@ -581,8 +581,8 @@ absl::StatusOr<HarnessResult> RunHarness(const HarnessConfig& config) {
     // The bundle's null population joins the soundness check and the model-level test, so this
     // line is checked against the rival-vendor and appearance-augmented models too.
     for (const TrainedModel& t : trained.held_out) {
-      fin.calibration.push_back({absl::StrCat("bundle ", t.role, " (", t.architecture, ")"), t.architecture, t.model,
-                                 t.role == "reference" ? "calibration" : t.role});
+      fin.calibration.push_back(
+          {absl::StrCat("bundle ", t.role, " (", t.architecture, ")"), t.architecture, t.model, t.role});
     }
     result.fingerprint_helper_models = static_cast<int>(helper_keys.size());
     result.fingerprint_encoder_piracy = static_cast<int>(fin.piracy.size());
