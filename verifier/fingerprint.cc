@@ -305,13 +305,9 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
   if (in.calibration.size() < 3) {
     return absl::InvalidArgumentError("fingerprint: need at least 3 held-out independent models (reference + 2 calibration)");
   }
-  for (size_t i = 0; i < in.calibration.size(); ++i) {
-    if (!IsNullPopulationKind(in.calibration[i].kind)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fingerprint: calibration[", i, "] (", in.calibration[i].name, "): unknown kind '", in.calibration[i].kind,
-          "' (reference, calibration, benign population, rival-vendor calibration or appearance-augmented calibration)"));
-    }
-  }
+  std::vector<std::string> kinds;  // of the calibration models, the reference first
+  for (const FingerprintModel& m : in.calibration) kinds.push_back(m.kind);
+  MOVE_RETURN_IF_ERROR(CheckNullPopulationKinds(kinds, "fingerprint: calibration"));
   if (o.uaps < 1 || o.points_per_fingerprint < 1 || o.train_fingerprints < 2 || o.verification_fingerprints < 2) {
     return absl::InvalidArgumentError("fingerprint: uaps and points_per_fingerprint >= 1, fingerprints >= 2");
   }
@@ -448,9 +444,7 @@ absl::StatusOr<FingerprintVerifier> BuildFingerprintVerifier(const FingerprintBu
   // from another watermark's or from ordinary augmentation, so it claims nothing.
   std::vector<std::string> reasons;
   if (!flagged.empty()) reasons.push_back(absl::StrCat("calibration models flagged: ", absl::StrJoin(flagged, "; ")));
-  std::vector<std::string> kinds;
-  for (size_t i = 1; i < in.calibration.size(); ++i) kinds.push_back(in.calibration[i].kind);
-  for (std::string& gap : NullPopulationGaps(kinds)) reasons.push_back(std::move(gap));
+  for (std::string& gap : NullPopulationGaps({kinds.begin() + 1, kinds.end()})) reasons.push_back(std::move(gap));
   v.set_sound(reasons.empty());
   if (!reasons.empty()) v.set_unsound_reason(absl::StrJoin(reasons, "; "));
   v.set_type1_error(static_cast<double>(type1) / (in.calibration.size() - 1));

@@ -121,13 +121,9 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   if (in.victim == nullptr || in.pool == nullptr) {
     return absl::InvalidArgumentError("label agreement: victim and pool are required");
   }
-  for (size_t i = 0; i < in.benign.size(); ++i) {
-    if (!IsNullPopulationKind(in.benign[i].kind)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "label agreement: benign[", i, "] (", in.benign[i].name, "): unknown kind '", in.benign[i].kind,
-          "' (reference, calibration, benign population, rival-vendor calibration or appearance-augmented calibration)"));
-    }
-  }
+  std::vector<std::string> kinds;  // of the benign models, the reference first
+  for (const FingerprintModel& m : in.benign) kinds.push_back(m.kind);
+  MOVE_RETURN_IF_ERROR(CheckNullPopulationKinds(kinds, "label agreement: benign"));
   if (in.benign.size() < 3) {
     return absl::InvalidArgumentError(absl::StrCat("label agreement: need at least 3 held-out benign models (reference + 2 "
                                                    "calibration), got ", in.benign.size()));
@@ -207,9 +203,7 @@ absl::StatusOr<LabelAgreementVerifier> BuildLabelAgreementVerifier(const LabelAg
   // augmented one) must be among the calibration models, or the line claims nothing.
   std::vector<std::string> reasons;
   if (!reason.empty()) reasons.push_back(reason);
-  std::vector<std::string> kinds;
-  for (size_t i = 1; i < in.benign.size(); ++i) kinds.push_back(in.benign[i].kind);
-  for (std::string& gap : NullPopulationGaps(kinds)) reasons.push_back(std::move(gap));
+  for (std::string& gap : NullPopulationGaps({kinds.begin() + 1, kinds.end()})) reasons.push_back(std::move(gap));
   v.set_sound(reasons.empty());
   v.set_unsound_reason(absl::StrJoin(reasons, "; "));
 

@@ -194,6 +194,17 @@ bool IsNullPopulationKind(const std::string& kind) {
          kind == "rival-vendor calibration" || kind == "appearance-augmented calibration";
 }
 
+absl::Status CheckNullPopulationKinds(const std::vector<std::string>& kinds, const std::string& what) {
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (!IsNullPopulationKind(kinds[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "[", i, "]: unknown kind '", kinds[i],
+          "' (reference, calibration, benign population, rival-vendor calibration or appearance-augmented calibration)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string CalibrationKindOf(const std::string& kind) {
   return kind.empty() || kind == "reference" ? "calibration" : kind;
 }

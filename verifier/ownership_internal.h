@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "sdk/bundle.pb.h"
 #include "sdk/ownership.h"
@@ -127,6 +128,9 @@ std::string DescribeCalibrationKind(const std::string& kind);
 // calibration models (move::TrainedModel::role): "", "reference", "calibration", "benign
 // population", "rival-vendor calibration" or "appearance-augmented calibration".
 bool IsNullPopulationKind(const std::string& kind);
+
+// kInvalidArgument naming `what`[i] for the first of `kinds` that IsNullPopulationKind refuses.
+absl::Status CheckNullPopulationKinds(const std::vector<std::string>& kinds, const std::string& what);
 
 // The benign-table kind a calibration model labelled `kind` is recorded under: "calibration"
 // for "" and "reference" (a reference of another architecture is a plain benign model), else
